@@ -1,0 +1,114 @@
+"""Config errors that name the config path, the rule, the value and, from YAML, the file and line."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+
+import pydantic
+
+# Parts of a pydantic error location that name a union branch or a validator, not a config key.
+_TYPE_TAG = re.compile(r"^(float|int|str|bool|list|dict|tuple|none|[A-Z]\w*)$|[\[\]-]")
+_MAX_VALUE_CHARS = 80
+
+
+@dataclasses.dataclass(frozen=True)
+class Position:
+    """Where a key or value stands in a YAML file (1-based line and column)."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigIssue:
+    """One thing wrong with a config: where, which rule, and the value received."""
+
+    path: tuple[str | int, ...]
+    message: str
+    value: object = dataclasses.field(default=None)
+    has_value: bool = False
+    position: Position | None = None
+
+    @property
+    def dotted_path(self) -> str:
+        return ".".join(str(part) for part in self.path)
+
+    def __str__(self) -> str:
+        where = f"{self.position}: " if self.position else ""
+        text = f"{where}{self.dotted_path + ': ' if self.path else ''}{self.message}"
+        if self.has_value and not _message_shows_value(self.message, self.value):
+            text += f" (got {_short_repr(self.value)})"
+        return text
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used, with every issue found in it (never raised mid-training)."""
+
+    def __init__(self, issues: Sequence[ConfigIssue], title: str = "invalid config") -> None:
+        self.issues = tuple(issues)
+        self.title = title
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        if len(self.issues) == 1:
+            return f"{self.title}: {self.issues[0]}"
+        lines = [f"{self.title}: {len(self.issues)} errors"]
+        lines.extend(f"  {issue}" for issue in self.issues)
+        return "\n".join(lines)
+
+    @classmethod
+    def from_validation_error(
+        cls,
+        error: pydantic.ValidationError,
+        *,
+        prefix: tuple[str | int, ...] = (),
+        positions: Mapping[tuple[str | int, ...], Position] | None = None,
+        title: str = "invalid config",
+    ) -> ConfigError:
+        """Turn pydantic's error into ours: clean paths, one line per issue, YAML positions."""
+        issues = []
+        for detail in error.errors(include_url=False):
+            path = prefix + tuple(part for part in detail["loc"] if not _is_type_tag(part))
+            message = str(detail["msg"]).removeprefix("Value error, ")
+            has_value = detail["type"] not in {"missing", "model_type"} and not isinstance(
+                detail.get("input"), (dict, list)
+            )
+            issues.append(
+                ConfigIssue(
+                    path=path,
+                    message=message,
+                    value=detail.get("input"),
+                    has_value=has_value,
+                    position=_nearest_position(path, positions or {}),
+                )
+            )
+        return cls(issues, title=title)
+
+
+def _is_type_tag(part: str | int) -> bool:
+    return isinstance(part, str) and bool(_TYPE_TAG.search(part))
+
+
+def _nearest_position(
+    path: tuple[str | int, ...], positions: Mapping[tuple[str | int, ...], Position]
+) -> Position | None:
+    for end in range(len(path), -1, -1):
+        position = positions.get(path[:end])
+        if position is not None:
+            return position
+    return None
+
+
+def _short_repr(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 3] + "..."
+
+
+def _message_shows_value(message: str, value: object) -> bool:
+    return f"got {value!r}" in message or f"got {value}" in message

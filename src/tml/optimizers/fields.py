@@ -1,0 +1,38 @@
+"""Field types shared by the schedule and optimizer configs: each carries its own validation rule."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pydantic
+
+
+def _reject_bool(value: Any) -> Any:
+    # pydantic's lax mode reads True as 1: a boolean where a number belongs is always a mistake.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {value}")
+    return value
+
+
+_NoBool = pydantic.BeforeValidator(_reject_bool)
+
+LearningRateValue = Annotated[float, _NoBool, pydantic.Field(ge=0.0, allow_inf_nan=False)]
+"""A learning rate: finite and non-negative (0 is allowed)."""
+
+FiniteFloat = Annotated[float, _NoBool, pydantic.Field(allow_inf_nan=False)]
+"""Any finite number."""
+
+NonNegativeFloat = Annotated[float, _NoBool, pydantic.Field(ge=0.0, allow_inf_nan=False)]
+"""A finite number ≥ 0."""
+
+PositiveFloat = Annotated[float, _NoBool, pydantic.Field(gt=0.0, allow_inf_nan=False)]
+"""A finite number > 0."""
+
+UnitIntervalOpen = Annotated[float, _NoBool, pydantic.Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+"""A number in [0, 1), such as an Adam beta."""
+
+PositiveSteps = Annotated[int, _NoBool, pydantic.Field(gt=0)]
+"""A number of optimizer steps ≥ 1."""
+
+NonNegativeSteps = Annotated[int, _NoBool, pydantic.Field(ge=0)]
+"""A step index or a number of optimizer steps ≥ 0."""
