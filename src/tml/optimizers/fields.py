@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import pydantic
 
 
-def _reject_bool(value: Any) -> Any:
+def _plain_number(value: Any) -> Any:
     # pydantic's lax mode reads True as 1: a boolean where a number belongs is always a mistake.
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got the boolean {value}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value}")
     return value
 
 
-_NoBool = pydantic.BeforeValidator(_reject_bool)
+_NoBool = pydantic.BeforeValidator(_plain_number)
 
 LearningRateValue = Annotated[float, _NoBool, pydantic.Field(ge=0.0, allow_inf_nan=False)]
 """A learning rate: finite and non-negative (0 is allowed)."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
+from pydantic.json_schema import JsonDict
 
 from tml.core.config import BaseConfig
 from tml.optimizers.fields import LearningRateValue, NonNegativeSteps, PositiveSteps
 
-_ONE_OF_LR = {"one_of": "lr"}
+_ONE_OF_LR: JsonDict = {"one_of": "lr"}
 
 
 def _require_strictly_increasing(name: str, values: list[int]) -> list[int]:
@@ -40,14 +41,11 @@ class PiecewiseConstant(BaseConfig):
 
     @pydantic.field_validator("learning_rate_values")
     @classmethod
-    def _one_value_per_piece(
-        cls, values: list[float], info: pydantic.ValidationInfo
-    ) -> list[float]:
+    def _one_value_per_piece(cls, values: list[float], info: pydantic.ValidationInfo) -> list[float]:
         boundaries = info.data.get("learning_rate_boundaries")
         if boundaries is not None and len(values) != len(boundaries) + 1:
             raise ValueError(
-                f"needs len(learning_rate_boundaries) + 1 = {len(boundaries) + 1} values, "
-                f"got {len(values)}"
+                f"needs len(learning_rate_boundaries) + 1 = {len(boundaries) + 1} values, got {len(values)}"
             )
         return values
 

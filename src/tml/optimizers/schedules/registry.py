@@ -99,13 +99,16 @@ def compute_lr(lr_config: LearningRate | Any, step: Any) -> Any:
         return _compute_on_tensor(entry, kind_config, step)
     if type(step).__module__ == "numpy" and hasattr(step, "dtype"):
         return _compute_on_tensor(entry, kind_config, torch.from_numpy(step)).numpy()
-    raise TypeError(
-        f"step must be an int or a 1-D integer tensor or array, got {type(step).__name__}"
-    )
+    raise TypeError(f"step must be an int or a 1-D integer tensor or array, got {type(step).__name__}")
 
 
 def _compute_on_tensor(entry: ScheduleKind, kind_config: Any, steps: torch.Tensor) -> torch.Tensor:
-    if steps.ndim != 1 or steps.dtype.is_floating_point or steps.dtype.is_complex or steps.dtype == torch.bool:
+    if (
+        steps.ndim != 1
+        or steps.dtype.is_floating_point
+        or steps.dtype.is_complex
+        or steps.dtype == torch.bool
+    ):
         raise TypeError(
             f"steps must be a 1-D integer tensor, got dtype {steps.dtype} and shape {tuple(steps.shape)}"
         )

@@ -89,7 +89,8 @@ def linear_ramp_to_cosine(config: LinearRampToCosine, t: Number, ops: Ops) -> Nu
 
        \\eta(t) = \\begin{cases}
          \\eta_{max} / R \\cdot t & t < R \\\\
-         \\eta_f + (\\eta_{max} - \\eta_f) \\cdot \\tfrac12 (1 + \\cos(\\pi (t - R) / (F - R))) & R \\le t \\le F \\\\
+         \\eta_f + (\\eta_{max} - \\eta_f) \\cdot \\tfrac12 (1 + \\cos(\\pi (t - R) / (F - R)))
+           & R \\le t \\le F \\\\
          \\eta_f & t > F
        \\end{cases}
 

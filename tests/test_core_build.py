@@ -1,0 +1,372 @@
+"""build_optimizer and LRShim: the seed's contract and the original's defects, each with a test."""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from tml.core.config import load_config_from_yaml
+from tml.optimizers import (
+    AdagradConfig,
+    AdamConfig,
+    LearningRate,
+    LinearRampToConstant,
+    LinearRampToCosine,
+    LRShim,
+    OptimizerConfig,
+    PiecewiseConstant,
+    SGDConfig,
+    SgdConfig,
+    build_optimizer,
+    compute_lr,
+    get_optimizer_class,
+)
+
+RAMP_COSINE = LearningRate(
+    linear_ramp_to_cosine=LinearRampToCosine(
+        learning_rate=0.05, final_learning_rate=0.001, num_ramp_steps=5, final_num_steps=30
+    )
+)
+
+
+def small_model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
+    generator = torch.Generator().manual_seed(step)
+    inputs = torch.randn(16, 4, generator=generator)
+    targets = torch.randn(16, 1, generator=generator)
+    optimizer.zero_grad()
+    torch.nn.functional.mse_loss(model(inputs), targets).backward()
+    optimizer.step()
+
+
+# ---------------------------------------------------------------- building the right optimizer
+
+
+@pytest.mark.parametrize(
+    ("config", "torch_class", "expected"),
+    [
+        (
+            OptimizerConfig(adam=AdamConfig(lr=0.01, betas=(0.8, 0.99), eps=1e-6)),
+            torch.optim.Adam,
+            {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6},
+        ),
+        (OptimizerConfig(sgd=SgdConfig(lr=0.1, momentum=0.9)), torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+        (OptimizerConfig(adagrad=AdagradConfig(lr=0.2)), torch.optim.Adagrad, {"lr": 0.2, "eps": 1e-10}),
+    ],
+)
+def test_builds_the_configured_class(
+    config: OptimizerConfig, torch_class: type[torch.optim.Optimizer], expected: dict[str, Any]
+) -> None:
+    optimizer, scheduler = build_optimizer(small_model(), config)
+    assert type(optimizer) is torch_class
+    assert get_optimizer_class(config) is torch_class
+    group = optimizer.param_groups[0]
+    for key, value in expected.items():
+        assert group[key] == value, key
+    assert isinstance(scheduler, LRShim)
+    assert len(optimizer.param_groups) == 1 and group["name"] == "default"
+
+
+@pytest.mark.parametrize(
+    ("text", "torch_class", "expected"),
+    [
+        (
+            "adam: {lr: 0.003, betas: [0.5, 0.9], eps: 1.0e-5}\n",
+            torch.optim.Adam,
+            {"betas": (0.5, 0.9), "eps": 1e-5},
+        ),
+        ("sgd: {lr: 0.3, momentum: 0.5}\n", torch.optim.SGD, {"lr": 0.3, "momentum": 0.5}),
+        ("adagrad: {lr: 0.4, eps: 1.0e-8}\n", torch.optim.Adagrad, {"lr": 0.4, "eps": 1e-8}),
+    ],
+)
+def test_builds_from_yaml(
+    tmp_path: Path, text: str, torch_class: type[torch.optim.Optimizer], expected: dict[str, Any]
+) -> None:
+    path = tmp_path / "optimizer.yaml"
+    path.write_text(text)
+    optimizer, _ = build_optimizer(small_model(), load_config_from_yaml(OptimizerConfig, path))
+    assert type(optimizer) is torch_class
+    for key, value in expected.items():
+        assert optimizer.param_groups[0][key] == value
+
+
+def test_seed_example_trains() -> None:
+    # The seed document's example, with its imports added.
+    model = small_model()
+    optimizer_config = OptimizerConfig(sgd=SGDConfig(lr=LearningRate(constant=0.01)))
+    optimizer, scheduler = build_optimizer(model, optimizer_config)
+    inputs = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    targets = inputs.sum(dim=1, keepdim=True) / 4
+    losses = []
+    for _epoch in range(20):
+        for start in range(0, 64, 16):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(
+                model(inputs[start : start + 16]), targets[start : start + 16]
+            )
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+    assert sum(losses[-4:]) < 0.5 * sum(losses[:4])
+
+
+def test_frozen_parameters_are_left_out() -> None:
+    model = small_model()
+    model[0].weight.requires_grad_(False)
+    optimizer, _ = build_optimizer(model, OptimizerConfig(sgd=SgdConfig(lr=0.1)))
+    params = optimizer.param_groups[0]["params"]
+    assert all(p is not model[0].weight for p in params) and len(params) == 3
+
+
+def test_model_without_trainable_parameters() -> None:
+    model = small_model().requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameter"):
+        build_optimizer(model, OptimizerConfig(sgd=SgdConfig(lr=0.1)))
+
+
+# ---------------------------------------------------------------- the original's defects
+
+
+@pytest.mark.parametrize("key", ["adam", "adagrad"])
+def test_defect_1_non_sgd_optimizers_build(key: str) -> None:
+    config = OptimizerConfig.model_validate({key: {"lr": 0.01}})
+    optimizer, _ = build_optimizer(small_model(), config)
+    train_step(small_model(), optimizer, 0)
+    assert type(optimizer).__name__.lower() == key
+
+
+def test_defect_2_plain_torch_optimizer() -> None:
+    model = small_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = LRShim(optimizer, {"all": RAMP_COSINE})
+    assert optimizer.param_groups[0]["lr"] == compute_lr(RAMP_COSINE, 0)
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == compute_lr(RAMP_COSINE, 1)
+
+
+class ContainerOfOptimizers(torch.optim.Optimizer):
+    """The shape of torchrec's CombinedOptimizer: `_optims` is a list of (name, optimizer)."""
+
+    def __init__(self, optimizers: list[tuple[str, torch.optim.Optimizer]]) -> None:
+        self._optims = optimizers
+        self.defaults: dict[str, Any] = {}
+        self.state: dict[Any, Any] = {}
+
+    @property  # type: ignore[override]
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [group for _, optimizer in self._optims for group in optimizer.param_groups]
+
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        for _, optimizer in self._optims:
+            optimizer.step()
+
+
+def test_defect_2_container_with_optims() -> None:
+    model = small_model()
+    first = torch.optim.SGD(model[0].parameters(), lr=1.0)
+    second = torch.optim.Adam([{"params": [model[2].weight]}, {"params": [model[2].bias]}], lr=1.0)
+    combined = ContainerOfOptimizers([("first", first), ("second", second)])
+    schedules = {"a": LearningRate(constant=0.1), "b": RAMP_COSINE, "c": LearningRate(constant=0.3)}
+    scheduler = LRShim(combined, schedules)
+    for step in range(1, 4):
+        combined.step()
+        scheduler.step()
+        assert first.param_groups[0]["lr"] == 0.1
+        assert second.param_groups[0]["lr"] == compute_lr(RAMP_COSINE, step)
+        assert second.param_groups[1]["lr"] == 0.3
+    with pytest.raises(
+        ValueError, match=r"3 param groups but lr_dict has 2 schedules \(groups named: a, b\)"
+    ):
+        LRShim(combined, {"a": LearningRate(constant=0.1), "b": RAMP_COSINE})
+
+
+def test_defect_3_no_verbose_and_no_warnings() -> None:
+    model = small_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        optimizer, scheduler = build_optimizer(model, OptimizerConfig(adam=AdamConfig(lr=0.01)))
+        for step in range(5):
+            train_step(model, optimizer, step)
+            scheduler.step()
+        assert scheduler.get_last_lr() == [0.01]
+
+
+def test_defect_5_piecewise_rejected_at_load() -> None:
+    with pytest.raises(ValueError, match="needs len"):
+        PiecewiseConstant(learning_rate_boundaries=[1, 2], learning_rate_values=[0.1, 0.2])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        PiecewiseConstant(learning_rate_boundaries=[2, 1], learning_rate_values=[0.1, 0.2, 0.3])
+
+
+def test_defect_6_cosine_without_decay_rejected_at_load() -> None:
+    with pytest.raises(ValueError, match="final_num_steps must be greater than num_ramp_steps"):
+        LinearRampToCosine(learning_rate=0.1, final_learning_rate=0.0, num_ramp_steps=10, final_num_steps=10)
+
+
+def test_defect_7_adagrad_zero_gradient_stays_finite() -> None:
+    # A parameter entry whose gradient is exactly zero: with eps=0 (the original default), 0/0 = NaN.
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer, _ = build_optimizer(
+        torch.nn.ParameterList([weight]), OptimizerConfig(adagrad=AdagradConfig(lr=0.1))
+    )
+    weight.grad = torch.tensor([1.0, 0.0, -1.0])
+    optimizer.step()
+    assert torch.isfinite(weight).all()
+    assert weight[1].item() == 1.0
+    # torch itself produces the NaN with eps=0: the defect is real, and our default avoids it.
+    raw = torch.nn.Parameter(torch.ones(3))
+    raw.grad = torch.tensor([1.0, 0.0, -1.0])
+    torch.optim.Adagrad([raw], lr=0.1, eps=0.0).step()
+    assert math.isnan(raw[1].item())
+    with pytest.raises(ValueError, match="greater than 0"):
+        AdagradConfig(lr=0.1, eps=0.0)
+
+
+@pytest.mark.parametrize("value", [-1e-3, math.inf, math.nan])
+def test_defect_8_bad_learning_rates_rejected(value: float) -> None:
+    with pytest.raises(ValueError):
+        LearningRate(constant=value)
+    with pytest.raises(ValueError):
+        LinearRampToConstant(learning_rate=value, num_ramp_steps=3)
+    assert LearningRate(constant=0.0).constant == 0.0
+
+
+# ---------------------------------------------------------------- the LRShim contract
+
+
+def test_step_numbering_matches_compute_lr() -> None:
+    model = small_model()
+    optimizer, scheduler = build_optimizer(
+        model, OptimizerConfig(adam=AdamConfig(), learning_rate=RAMP_COSINE)
+    )
+    assert optimizer.param_groups[0]["lr"] == compute_lr(RAMP_COSINE, 0) == 0.0
+    for k in range(1, 40):
+        train_step(model, optimizer, k)
+        scheduler.step()
+        expected = compute_lr(RAMP_COSINE, k)
+        assert optimizer.param_groups[0]["lr"] == expected
+        assert scheduler.get_last_lr() == [expected]
+        assert scheduler.last_epoch == k
+
+
+def test_group_count_mismatch_names_both_counts() -> None:
+    optimizer = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.ones(1))]}] * 1, lr=0.1)
+    with pytest.raises(
+        ValueError, match=r"1 param groups but lr_dict has 2 schedules \(groups named: x, y\)"
+    ):
+        LRShim(optimizer, {"x": LearningRate(constant=0.1), "y": LearningRate(constant=0.2)})
+
+
+def test_tensor_lr_is_filled_in_place_and_float_stays_float() -> None:
+    tensor_param, float_param = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    lr_tensor = torch.tensor(0.5)
+    optimizer = torch.optim.Adam(
+        [{"params": [tensor_param], "lr": lr_tensor}, {"params": [float_param], "lr": 0.5}], lr=0.5
+    )
+    scheduler = LRShim(optimizer, {"tensor": RAMP_COSINE, "float": RAMP_COSINE})
+    for k in range(1, 8):
+        scheduler.step()
+        assert optimizer.param_groups[0]["lr"] is lr_tensor
+        assert lr_tensor.item() == pytest.approx(compute_lr(RAMP_COSINE, k), rel=1e-7)
+        assert type(optimizer.param_groups[1]["lr"]) is float
+        assert optimizer.param_groups[1]["lr"] == compute_lr(RAMP_COSINE, k)
+
+
+def test_state_dict_is_plain_data() -> None:
+    _, scheduler = build_optimizer(
+        small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.1), learning_rate=RAMP_COSINE)
+    )
+    for _ in range(3):
+        scheduler.step()
+    buffer = io.BytesIO()
+    torch.save(scheduler.state_dict(), buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=True)
+    _, other = build_optimizer(
+        small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.1), learning_rate=RAMP_COSINE)
+    )
+    other.load_state_dict(loaded)
+    assert other.last_epoch == 3 and other.get_last_lr() == [compute_lr(RAMP_COSINE, 3)]
+
+
+def test_loading_another_schedule_is_an_error() -> None:
+    _, scheduler = build_optimizer(
+        small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.1), learning_rate=RAMP_COSINE)
+    )
+    _, other = build_optimizer(small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.2)))
+    with pytest.raises(
+        ValueError, match=r"group 'default': \{'linear_ramp_to_cosine'.* in the checkpoint, .*0.2"
+    ):
+        other.load_state_dict(scheduler.state_dict())
+
+
+@pytest.mark.parametrize("load_scheduler_first", [True, False])
+@pytest.mark.parametrize(
+    "config",
+    [
+        OptimizerConfig(adam=AdamConfig(), learning_rate=RAMP_COSINE),
+        OptimizerConfig(sgd=SgdConfig(lr=0.05, momentum=0.9), learning_rate=RAMP_COSINE),
+        OptimizerConfig(adagrad=AdagradConfig(lr=0.05)),
+    ],
+)
+def test_resume_is_bit_identical(config: OptimizerConfig, load_scheduler_first: bool) -> None:
+    total, cut = 24, 11
+    model = small_model()
+    optimizer, scheduler = build_optimizer(model, config)
+    for step in range(total):
+        train_step(model, optimizer, step)
+        scheduler.step()
+    expected_params = [p.detach().clone() for p in model.parameters()]
+    expected_lr = optimizer.param_groups[0]["lr"]
+
+    model = small_model()
+    optimizer, scheduler = build_optimizer(model, config)
+    for step in range(cut):
+        train_step(model, optimizer, step)
+        scheduler.step()
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+        },
+        buffer,
+    )
+    del model, optimizer, scheduler
+
+    buffer.seek(0)
+    checkpoint = torch.load(buffer, weights_only=True)
+    model = small_model(seed=123)  # different initial weights: everything must come from the checkpoint
+    optimizer, scheduler = build_optimizer(model, config)
+    model.load_state_dict(checkpoint["model"])
+    if load_scheduler_first:
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    else:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+    assert optimizer.param_groups[0]["lr"] == compute_lr(config.schedule(), cut)
+    for step in range(cut, total):
+        train_step(model, optimizer, step)
+        scheduler.step()
+    for got, want in zip(model.parameters(), expected_params, strict=True):
+        assert torch.equal(got, want)
+    assert optimizer.param_groups[0]["lr"] == expected_lr
+
+
+def test_step_with_epoch_is_refused() -> None:
+    _, scheduler = build_optimizer(small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.1)))
+    with pytest.raises(TypeError, match="takes no epoch"):
+        scheduler.step(5)  # type: ignore[arg-type]
