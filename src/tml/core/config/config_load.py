@@ -21,6 +21,8 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 """A config file larger than this is refused before it is parsed."""
 MAX_NODES = 200_000
 """A document with more nodes than this, aliases expanded, is refused (alias-expansion bombs)."""
+MAX_DEPTH = 100
+"""A document nested deeper than this is refused (the YAML composer would exhaust the stack)."""
 
 Positions = dict[tuple[str | int, ...], Position]
 
@@ -56,14 +58,16 @@ class YamlDocument:
     def parse(cls, text: str, *, file: str = "<string>", substitute_env: bool = True) -> YamlDocument:
         """Parse YAML text (see :meth:`read`)."""
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as error:
-            raise _yaml_error(file, error) from None
-        positions: Positions = {}
-        if node is not None:
-            _index_positions(node, (), positions, file, [0])
-        try:
-            data = yaml.safe_load(text)
+            _check_depth(text, file)
+            loader = yaml.SafeLoader(text)
+            try:
+                node = loader.get_single_node()
+                positions: Positions = {}
+                if node is not None:
+                    _index_positions(node, (), positions, file, [0])
+                data = loader.construct_document(node) if node is not None else None
+            finally:
+                loader.dispose()
         except yaml.YAMLError as error:
             raise _yaml_error(file, error) from None
         if substitute_env:
@@ -157,6 +161,27 @@ def _current_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return os.environ.get("USER", "")
+
+
+def _check_depth(text: str, file: str) -> None:
+    # The event parser is iterative, so it measures the nesting before anything recurses over it.
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(
+                    [
+                        ConfigIssue(
+                            path=(),
+                            message=f"the document is nested more than {MAX_DEPTH} levels deep",
+                            position=_position(file, event.start_mark),
+                        )
+                    ],
+                    title=f"cannot load {file}",
+                )
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def _index_positions(
