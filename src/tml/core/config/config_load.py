@@ -169,7 +169,7 @@ def _check_depth(text: str, file: str) -> None:
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
-            if depth > MAX_DEPTH and event.start_mark is not None:
+            if depth > MAX_DEPTH:
                 raise ConfigError(
                     [
                         ConfigIssue(
@@ -203,7 +203,7 @@ def _index_positions(
             _index_positions(item, (*path, index), out, file, count)
 
 
-def _position(file: str, mark: yaml.Mark) -> Position:
+def _position(file: str, mark: Any) -> Position:
     return Position(file, mark.line + 1, mark.column + 1)
 
 
