@@ -645,7 +645,10 @@ BAD_FOR_THE_MODEL: list[tuple[dict[str, Any], str]] = [
         {"layer_decay": {"rate": 0.5, "layer_pattern": r"layers\.(\d+)\."}},
         r"layer_pattern 'layers.*matches no parameter name",
     ),
-    ({"layer_decay": {"rate": 0.5, "layer_pattern": r"blocks\.\d+\.(\w+)"}}, r"must capture a block index.*captured .linear."),
+    (
+        {"layer_decay": {"rate": 0.5, "layer_pattern": r"blocks\.\d+\.(\w+)"}},
+        r"must capture a block index.*captured .linear.",
+    ),
     (
         {"param_groups": [{"name": "m", "params": ["blocks.*"], "muon": {"lr": 0.1}}]},
         r"param_groups\[0\] 'm': muon takes 2-D",
