@@ -348,3 +348,35 @@ def test_get_optimizer_class_refuses_a_mixed_config() -> None:
         adam={"lr": 0.1}, param_groups=[{"name": "a", "params": ["a.*"], "adam": {"amsgrad": True}}]
     )
     assert get_optimizer_class(same) is torch.optim.Adam
+
+
+def test_custom_groups_of_one_class_share_one_optimizer_with_per_group_kwargs() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    config = OptimizerConfig(
+        custom={"class_path": "torch.optim:Adam", "lr": 0.1, "kwargs": {"weight_decay": 0.1}},
+        exclude_from_weight_decay=["bias"],
+        param_groups=[{"name": "first", "params": ["0.*"], "hyperparameters": {"betas": [0.5, 0.6]}}],
+    )
+    optimizer, _ = build_optimizer(model, config)
+    assert type(optimizer) is torch.optim.Adam
+    groups = {group["name"]: group for group in optimizer.param_groups}
+    assert list(groups) == ["first", "first.no_weight_decay", "default", "default.no_weight_decay"]
+    assert groups["first"]["betas"] == (0.5, 0.6) and groups["first"]["weight_decay"] == 0.1
+    assert groups["first.no_weight_decay"]["weight_decay"] == 0.0
+    assert groups["default"]["betas"] == (0.9, 0.999)
+    assert get_optimizer_class(config) is torch.optim.Adam
+
+
+def test_pretty_printed_config_loads_back_to_the_same_groups() -> None:
+    import yaml
+
+    config = OptimizerConfig(
+        adam={"beta_1": 0.8},
+        learning_rate={"constant": 0.1},
+        exclude_from_weight_decay=["bias"],
+        layer_decay={"rate": 0.5, "layer_pattern": r"(\d+)\."},
+        param_groups=[{"name": "first", "params": ["0.*"], "sgd": {"lr": 0.2}, "lr_multiplier": 2.0}],
+        schedule_position="optimizer_steps",
+    )
+    again = OptimizerConfig(**yaml.safe_load(config.pretty_print()))
+    assert again == config

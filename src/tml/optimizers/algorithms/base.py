@@ -96,8 +96,8 @@ class OptimizerAlgorithmConfig(BaseConfig):
     def group_key(self) -> object:
         """Groups whose algorithms share this key are stepped by one torch optimizer.
 
-        Every hyperparameter of a built-in torch optimizer is read per param group, so groups that
-        differ only in hyperparameters share one optimizer.
+        torch optimizers read every hyperparameter from the param group (torch's per-group options),
+        so groups that differ only in hyperparameters share one optimizer: the key is the class.
         """
         return self.torch_class()
 

@@ -120,8 +120,22 @@ class CustomOptimizerConfig(OptimizerAlgorithmConfig):
         return _signature_kwargs(self.torch_class())[0]
 
     def optimizer_kwargs(self) -> dict[str, Any]:
-        """The configured kwargs (YAML lists become tuples, like ``betas`` of the built-in configs)."""
-        return {key: tuple(value) if isinstance(value, list) else value for key, value in self.kwargs.items()}
+        """The constructor's defaults, updated with the configured kwargs (YAML lists become tuples).
+
+        Complete, like the built-in configs' kwargs: groups of one class share an optimizer whose
+        constructor defaults are the first group's, so a group must not rely on them.
+        """
+        defaults = {
+            parameter.name: parameter.default
+            for parameter in inspect.signature(self.torch_class()).parameters.values()
+            if parameter.name not in _NOT_KWARGS
+            and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+            and parameter.default is not inspect.Parameter.empty
+        }
+        configured = {
+            key: tuple(value) if isinstance(value, list) else value for key, value in self.kwargs.items()
+        }
+        return {**defaults, **configured}
 
     def check_hyperparameter_names(self, names: Sequence[str] | Mapping[str, Any]) -> None:
         """Like the built-ins'; a class that takes ``**kwargs`` accepts any name but ``lr``."""
@@ -133,7 +147,3 @@ class CustomOptimizerConfig(OptimizerAlgorithmConfig):
         """A copy whose kwargs are updated with ``overrides`` (checked against the signature)."""
         self.check_hyperparameter_names(overrides)
         return type(self).model_validate({**self.model_dump(), "kwargs": {**self.kwargs, **overrides}})
-
-    def group_key(self) -> object:
-        """One torch optimizer per class and set of kwargs: a custom class may read them only once."""
-        return (self.torch_class(), repr(sorted(self.kwargs.items())))
