@@ -176,3 +176,11 @@ def test_zero_grad_closure_and_torch_schedulers_work() -> None:
     lambda_lr = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5)  # accepts it as an Optimizer
     assert [group["lr"] for group in optimizer.param_groups] == [0.5 * lr for lr in lambda_lr.base_lrs]
     assert len(optimizer.state) == sum(1 for p in model.parameters())
+
+
+def test_a_deep_copy_has_the_same_groups_on_its_own_parameters() -> None:
+    _, optimizer, _ = build()
+    clone = copy.deepcopy(optimizer)
+    assert [group["name"] for group in clone.param_groups] == ["liked", "embeddings", "default"]
+    assert clone.param_groups[0]["params"][0] is not optimizer.param_groups[0]["params"][0]
+    assert repr(clone) == "CombinedOptimizer(Adam(liked), SGD(embeddings), AdamW(default))"

@@ -128,3 +128,42 @@ def test_a_dropped_scheduler_stops_counting() -> None:
     (model(tower_batch(0)) ** 2).mean().backward()
     optimizer.step()  # the hook of the collected scheduler is gone: no error, nothing written
     assert not optimizer._optimizer_step_post_hooks
+
+
+def test_a_fused_optimizer_told_to_skip_by_grad_scaler_is_not_counted() -> None:
+    # A fused optimizer's step runs even on overflow: GradScaler hands it found_inf and it skips
+    # the update itself. The hook must read found_inf, not just count calls.
+    from tml.optimizers import LearningRate
+
+    torch.manual_seed(0)
+    model = TowerModel(TASKS)
+    optimizer = torch.optim.Adam([{"params": list(model.parameters()), "name": "all"}], lr=0.1, fused=True)
+    schedule = LearningRate(**STEPS)
+    scheduler = LRShim(optimizer, {"all": schedule}, schedule_position="optimizer_steps")
+    scaler = torch.amp.GradScaler("cpu")
+    assert getattr(optimizer, "_step_supports_amp_scaling", False)
+    for step, overflow in enumerate([False, True, False]):
+        amp_step(model, optimizer, scheduler, scaler, step, overflow)
+    assert scheduler.last_epoch == 2
+    assert optimizer.param_groups[0]["lr"] == compute_lr(schedule, 2)
+
+
+def test_lr_shim_checks_group_names_and_multipliers() -> None:
+    from tml.optimizers import LearningRate
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([{"params": [parameter], "name": "towers"}], lr=1.0)
+    constant = LearningRate(constant=0.1)
+    with pytest.raises(
+        ValueError, match=r"param groups are named \['towers'\] but lr_dict names \['default'\]"
+    ):
+        LRShim(optimizer, {"default": constant})
+    with pytest.raises(ValueError, match="schedule_position must be one of scheduler_steps, optimizer_steps"):
+        LRShim(optimizer, {"towers": constant}, schedule_position="epochs")
+    doubled = LRShim(optimizer, {"towers": constant}, lr_multipliers={"towers": 2.0})
+    assert optimizer.param_groups[0]["lr"] == 2.0 * 0.1
+    state = doubled.state_dict()
+    assert state["schedules"] == [{"constant": 0.1, "lr_multiplier": 2.0}]
+    plain = LRShim(optimizer, {"towers": constant})
+    with pytest.raises(ValueError, match="schedules differ"):
+        plain.load_state_dict(state)

@@ -142,6 +142,13 @@ class CombinedOptimizer(torch.optim.Optimizer):
                 next_id += count
             child.load_state_dict({"state": child_state, "param_groups": child_groups})
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Optimizer's version saves param_groups and state, which here are views of the children.
+        return self.__dict__.copy()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def __repr__(self) -> str:
         children = ", ".join(
             f"{type(child).__name__}({', '.join(group['name'] for group in child.param_groups)})"
