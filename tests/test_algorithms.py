@@ -380,3 +380,14 @@ def test_pretty_printed_config_loads_back_to_the_same_groups() -> None:
     )
     again = OptimizerConfig(**yaml.safe_load(config.pretty_print()))
     assert again == config
+
+
+def test_every_registered_algorithm_is_a_key_of_the_optimizer_and_of_a_group() -> None:
+    from tml.optimizers import ParamGroupConfig
+
+    assert OptimizerConfig.field_groups("one_of")["optimizer"] == tuple(ALGORITHMS)
+    assert ParamGroupConfig.field_groups("at_most_one_of")["optimizer"] == tuple(ALGORITHMS)
+    for key, config_class in ALGORITHMS.items():
+        assert config_class.key == key
+        assert OptimizerConfig.model_fields[key].annotation == (config_class | None)
+        assert all(info.description for info in config_class.model_fields.values()), key

@@ -27,7 +27,7 @@ import torch
 from tml.optimizers.algorithms import OptimizerAlgorithmConfig
 from tml.optimizers.config import GroupSpec, OptimizerConfig
 from tml.optimizers.group_config import LayerDecayConfig
-from tml.optimizers.patterns import compile_pattern, compile_patterns
+from tml.optimizers.patterns import matching_positions, pattern_matcher
 from tml.optimizers.schedules import LearningRate
 
 NO_WEIGHT_DECAY_SUFFIX = ".no_weight_decay"
@@ -104,10 +104,30 @@ def named_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Paramet
     Raises:
       ValueError: two parameters would get the same name.
     """
+    # Unwrapped module prefixes, computed once per module (a parent comes before its children).
+    prefixes: dict[str, str] = {}
+    modules: dict[str, torch.nn.Module] = {}
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        modules[prefix] = module
+        if not prefix:
+            prefixes[prefix] = ""
+            continue
+        parent_prefix, _, part = prefix.rpartition(".")
+        parent = modules.get(parent_prefix)
+        kept = prefixes.get(parent_prefix, parent_prefix)
+        if part in TRANSPARENT_ATTRIBUTES or (part == "module" and _is_data_parallel(parent)):
+            prefixes[prefix] = kept
+        else:
+            prefixes[prefix] = f"{kept}.{part}" if kept else part
     seen: dict[str, str] = {}
     result = []
     for raw_name, parameter in model.named_parameters():
-        name = unwrapped_name(model, raw_name)
+        module_prefix, _, leaf = raw_name.rpartition(".")
+        unwrapped_prefix = prefixes.get(module_prefix)
+        if unwrapped_prefix is None:  # a wrapper that renames its parameters: walk the name
+            name = unwrapped_name(model, raw_name)
+        else:
+            name = f"{unwrapped_prefix}.{leaf}" if unwrapped_prefix else leaf
         if name in seen:
             raise ValueError(
                 f"parameters {seen[name]!r} and {raw_name!r} both become {name!r} once wrappers are "
@@ -204,7 +224,7 @@ def _is_excluded(entries: Sequence[str], name: str, parameter: torch.Tensor, nor
         elif entry == "1d":
             if parameter.ndim <= 1:
                 return True
-        elif compile_pattern(entry)(name):
+        elif pattern_matcher(entry)(name):
             return True
     return False
 
@@ -230,8 +250,7 @@ def assign_param_groups(model: torch.nn.Module, config: OptimizerConfig) -> list
 
     owner: dict[int, int] = {}  # position in `named` -> index of the rule that claimed it
     for rule_index, spec in enumerate(rules):
-        matches = compile_patterns(spec.patterns)
-        matched = [position for position, name in enumerate(names) if matches(name)]
+        matched = matching_positions(spec.patterns, names)
         if not matched:
             raise ValueError(
                 f"{spec.path}: none of its patterns {list(spec.patterns)} matches a parameter name of "
