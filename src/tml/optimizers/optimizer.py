@@ -88,10 +88,14 @@ def _torch_optimizer(groups: list[ParamGroup]) -> torch.optim.Optimizer:
         for group in groups
     ]
     # The constructor's lr is only a default for groups that set none, and every group sets its
-    # own; a positive placeholder, since SparseAdam rejects lr=0 here (a warmup starts from 0).
+    # own. It is the first group's initial LR as in the seed, but never 0: SparseAdam (and some
+    # custom classes) reject lr=0 here, and a warmup starts from 0.
+    initial_lr = param_groups[0]["lr"]
     constructor: Any = optimizer_class
     return constructor(
-        param_groups, lr=_placeholder_lr(optimizer_class), **groups[0].algorithm.optimizer_kwargs()
+        param_groups,
+        lr=initial_lr if initial_lr > 0 else _placeholder_lr(optimizer_class),
+        **groups[0].algorithm.optimizer_kwargs(),
     )
 
 
