@@ -698,3 +698,18 @@ def test_yaml_errors_name_the_file_and_line(tmp_path: Path) -> None:
     assert f"{path}:7:" in text
     assert "optimizer.param_groups.0.hyperparameters.weight_decay" in text
     assert "-0.5" in text
+
+
+def test_unused_keys_written_as_null_load() -> None:
+    cfg = OptimizerConfig(
+        sgd={"lr": 0.1},
+        adam=None,
+        learning_rate=None,
+        param_groups=None,
+        exclude_from_weight_decay=None,
+        layer_decay=None,
+        multi_task_learning_rates=None,
+        single_task_learning_rate=None,
+    )
+    assert cfg.param_groups == [] and cfg.exclude_from_weight_decay == []
+    assert [spec.name for spec in cfg.group_specs()] == ["default"]

@@ -149,6 +149,12 @@ class OptimizerConfig(BaseConfig):
         "be called any number of times per step.",
     )
 
+    @pydantic.field_validator("exclude_from_weight_decay", "param_groups", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        # Configs in the original's style write unused keys as null.
+        return [] if value is None else value
+
     @pydantic.field_validator(*ALGORITHMS)
     @classmethod
     def _one_schedule(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
