@@ -178,7 +178,10 @@ STRICTER_THAN_TORCH = [
     ("rprop", {"step_sizes": (1.0, 0.5)}, "step_sizes"),
     ("muon", {"ns_steps": 100}, "ns_steps"),  # torch refuses it only at the first step
     ("adam", {"eps": float("nan")}, "eps"),
-    ("sgd", {"momentum": True}, "momentum"),
+    ("sgd", {"momentum": True}, "momentum"),  # booleans are not numbers, everywhere
+    ("adadelta", {"rho": True}, "rho"),
+    ("adafactor", {"d": True}, "d"),
+    ("muon", {"ns_steps": True}, "ns_steps"),
 ]
 
 

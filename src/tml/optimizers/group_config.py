@@ -29,7 +29,7 @@ from tml.optimizers.algorithms import (
 from tml.optimizers.fields import NonNegativeFloat
 from tml.optimizers.patterns import check_patterns
 from tml.optimizers.schedules import LearningRate
-from tml.optimizers.validation import raise_at
+from tml.optimizers.validation import NO_BOOL, raise_at
 
 DEFAULT_GROUP = "default"
 """The name of the param group that holds every parameter no rule claims."""
@@ -174,7 +174,7 @@ class LayerDecayConfig(BaseConfig):
     keeps its LR, each layer below gets ``rate`` times the LR of the one above.
     """
 
-    rate: Annotated[float, pydantic.Field(gt=0.0, le=1.0, allow_inf_nan=False)] = pydantic.Field(
+    rate: Annotated[float, NO_BOOL, pydantic.Field(gt=0.0, le=1.0, allow_inf_nan=False)] = pydantic.Field(
         description="The decay per layer, in (0, 1] (timm's layer_decay, e.g. 0.75)."
     )
     layer_pattern: str = pydantic.Field(

@@ -9,6 +9,18 @@ import pydantic
 import pydantic_core
 
 
+def _reject_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {value}")
+    return value
+
+
+NO_BOOL = pydantic.BeforeValidator(_reject_bool)
+"""Refuses a boolean where a number belongs (pydantic would read True as 1).
+
+Use as ``Annotated[float, NO_BOOL, pydantic.Field(...)]``."""
+
+
 def located_error(
     title: str, issues: Sequence[tuple[tuple[str | int, ...], str, Any]]
 ) -> pydantic_core.ValidationError:

@@ -9,7 +9,7 @@ import torch
 
 from tml.optimizers.algorithms.base import OptimizerAlgorithmConfig
 from tml.optimizers.fields import NonNegativeFloat, PositiveFloat
-from tml.optimizers.validation import raise_at
+from tml.optimizers.validation import NO_BOOL, raise_at
 
 _EPS = "Added to the denominator for numerical stability; >= 0."
 _WEIGHT_DECAY = "Weight decay (L2 penalty); >= 0."
@@ -63,7 +63,7 @@ class AdadeltaConfig(OptimizerAlgorithmConfig):
     key = "adadelta"
     optimizer_class = torch.optim.Adadelta
 
-    rho: Annotated[float, pydantic.Field(ge=0.0, le=1.0, allow_inf_nan=False)] = pydantic.Field(
+    rho: Annotated[float, NO_BOOL, pydantic.Field(ge=0.0, le=1.0, allow_inf_nan=False)] = pydantic.Field(
         0.9, description="Decay rate of the running averages; in [0, 1]."
     )
     eps: NonNegativeFloat = pydantic.Field(1e-6, description=_EPS)
@@ -77,7 +77,7 @@ class AdafactorConfig(OptimizerAlgorithmConfig):
     key = "adafactor"
     optimizer_class = torch.optim.Adafactor
 
-    beta2_decay: Annotated[float, pydantic.Field(le=0.0, allow_inf_nan=False)] = pydantic.Field(
+    beta2_decay: Annotated[float, NO_BOOL, pydantic.Field(le=0.0, allow_inf_nan=False)] = pydantic.Field(
         -0.8, description="Decay rate of the second-moment estimate; <= 0."
     )
     eps: tuple[NonNegativeFloat | None, NonNegativeFloat] = pydantic.Field(
@@ -85,7 +85,7 @@ class AdafactorConfig(OptimizerAlgorithmConfig):
         description="Epsilon added to the squared gradient (null: the dtype's smallest normal "
         "number) and epsilon of the relative step size; each >= 0.",
     )
-    d: Annotated[float, pydantic.Field(ge=1.0, allow_inf_nan=False)] = pydantic.Field(
+    d: Annotated[float, NO_BOOL, pydantic.Field(ge=1.0, allow_inf_nan=False)] = pydantic.Field(
         1.0, description="Clipping threshold of the update's RMS; >= 1."
     )
     weight_decay: NonNegativeFloat = pydantic.Field(0.0, description=_WEIGHT_DECAY)
