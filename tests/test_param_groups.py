@@ -713,3 +713,26 @@ def test_unused_keys_written_as_null_load() -> None:
     )
     assert cfg.param_groups == [] and cfg.exclude_from_weight_decay == []
     assert [spec.name for spec in cfg.group_specs()] == ["default"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(num_blocks=st.integers(1, 5), rate=st.floats(0.05, 1.0), head=st.booleans())
+def test_layer_decay_property_over_block_counts(num_blocks: int, rate: float, head: bool) -> None:
+    model = BlockModel(num_blocks=num_blocks)
+    if not head:
+        del model.head  # no parameter after the last block: the top layer is the last block
+    cfg = config(
+        learning_rate={"constant": 1.0}, layer_decay={"rate": rate, "layer_pattern": r"^blocks\.(\d+)\."}
+    )
+    groups = assign_param_groups(model, cfg)
+    multiplier_of = {name: group.lr_multiplier for group in groups for name in group.param_names}
+    top = num_blocks + 1  # num_layers + 1, whether or not a head exists
+    for name, _ in model.named_parameters():
+        layer = (
+            0
+            if name.startswith("embed.")
+            else int(name.split(".")[1]) + 1
+            if name.startswith("blocks.")
+            else top
+        )
+        assert multiplier_of[name] == pytest.approx(rate ** (top - layer), rel=1e-12)
