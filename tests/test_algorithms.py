@@ -394,3 +394,17 @@ def test_every_registered_algorithm_is_a_key_of_the_optimizer_and_of_a_group() -
         assert config_class.key == key
         assert OptimizerConfig.model_fields[key].annotation == (config_class | None)
         assert all(info.description for info in config_class.model_fields.values()), key
+
+
+def test_every_config_field_has_a_description() -> None:
+    from tml.optimizers import LayerDecayConfig, MultiTaskLearningRates, ParamGroupConfig
+
+    for config_class in [
+        OptimizerConfig,
+        ParamGroupConfig,
+        LayerDecayConfig,
+        MultiTaskLearningRates,
+        *ALGORITHMS.values(),
+    ]:
+        missing = [name for name, info in config_class.model_fields.items() if not info.description]
+        assert not missing, f"{config_class.__name__}: {missing}"
