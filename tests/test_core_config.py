@@ -38,7 +38,7 @@ COSINE = {"learning_rate": 0.1, "final_learning_rate": 0.0, "num_ramp_steps": 10
 
 # (bad config, config path of the error, message regex)
 ERROR_TABLE: list[tuple[dict[str, Any], str, str]] = [
-    ({}, "optimizer", r"exactly one of adam, sgd, adagrad must be set, got 0"),
+    ({}, "optimizer", r"exactly one of adam, adamw, sgd, .*, custom must be set, got 0"),
     ({"adam": {"lr": 0.1}, "sgd": {"lr": 0.1}}, "optimizer", r"exactly one of .* got 2: adam, sgd"),
     ({"adam": {}}, "optimizer.adam", r"lr is required unless learning_rate is set"),
     (

@@ -1,37 +1,76 @@
 """tml-optimizers: a PyTorch optimizer and learning-rate scheduler from a declarative config."""
 
-from tml.optimizers.config import (
+from tml.optimizers.algorithms import (
+    AdadeltaConfig,
+    AdafactorConfig,
     AdagradConfig,
+    AdamaxConfig,
     AdamConfig,
+    AdamWConfig,
+    AsgdConfig,
+    CustomOptimizerConfig,
+    MuonConfig,
+    NAdamConfig,
+    OptimizerAlgorithmConfig,
+    RAdamConfig,
+    RmspropConfig,
+    RpropConfig,
+    SGDConfig,
+    SgdConfig,
+    SparseAdamConfig,
+    list_optimizers,
+)
+from tml.optimizers.combined import CombinedOptimizer
+from tml.optimizers.config import (
+    LayerDecayConfig,
     LearningRate,
     LinearRampToConstant,
     LinearRampToCosine,
-    OptimizerAlgorithmConfig,
+    MultiTaskLearningRates,
     OptimizerConfig,
+    ParamGroupConfig,
     PiecewiseConstant,
-    SGDConfig,
-    SgdConfig,
     get_optimizer_algorithm_config,
 )
 from tml.optimizers.optimizer import build_optimizer, get_optimizer_class
+from tml.optimizers.param_groups import ParamGroup, assign_param_groups
 from tml.optimizers.scheduler import LRShim
 from tml.optimizers.schedules import compile_schedule, compute_lr
 
 __all__ = [
+    "AdadeltaConfig",
+    "AdafactorConfig",
     "AdagradConfig",
     "AdamConfig",
+    "AdamWConfig",
+    "AdamaxConfig",
+    "AsgdConfig",
+    "CombinedOptimizer",
+    "CustomOptimizerConfig",
     "LRShim",
+    "LayerDecayConfig",
     "LearningRate",
     "LinearRampToConstant",
     "LinearRampToCosine",
+    "MultiTaskLearningRates",
+    "MuonConfig",
+    "NAdamConfig",
     "OptimizerAlgorithmConfig",
     "OptimizerConfig",
+    "ParamGroup",
+    "ParamGroupConfig",
     "PiecewiseConstant",
+    "RAdamConfig",
+    "RmspropConfig",
+    "RpropConfig",
     "SGDConfig",
     "SgdConfig",
+    "SparseAdamConfig",
+    "assign_param_groups",
     "build_optimizer",
     "compile_schedule",
     "compute_lr",
     "get_optimizer_algorithm_config",
     "get_optimizer_class",
+    "list_optimizers",
 ]

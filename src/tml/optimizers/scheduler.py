@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -11,6 +12,9 @@ from torch.optim.lr_scheduler import LRScheduler
 from tml.optimizers.schedules import LearningRate, compile_schedule
 
 _STATE_FORMAT = 1
+
+SCHEDULE_POSITIONS = ("scheduler_steps", "optimizer_steps")
+"""What the schedule's position counts: ``scheduler.step()`` calls, or optimizer steps taken."""
 
 
 def count_param_groups(optimizer: torch.optim.Optimizer) -> int:
@@ -24,18 +28,48 @@ def count_param_groups(optimizer: torch.optim.Optimizer) -> int:
 class LRShim(LRScheduler):
     """A learning-rate scheduler with one closed-form schedule per param group.
 
-    Right after construction, group ``i``'s learning rate is ``compute_lr(schedule_i, 0)``; after
-    ``k`` calls of :meth:`step` it is ``compute_lr(schedule_i, k)``. The value is a pure function of
-    the step, so it is exact at any step and after any resume. A group whose ``lr`` is a tensor is
-    updated in place (``fill_``), a float ``lr`` stays a float.
+    Group ``i``'s learning rate at position ``t`` is ``lr_multipliers[name_i] * compute_lr(schedule_i,
+    t)`` (multiplier 1 unless given). The value is a pure function of the position, so it is exact at
+    any step and after any resume. A group whose ``lr`` is a tensor is updated in place (``fill_``),
+    a float ``lr`` stays a float. The groups are re-read from ``optimizer.param_groups`` at every
+    write, so a later ``optimizer.load_state_dict`` (which replaces the group dicts) is followed.
+
+    The position depends on ``schedule_position``:
+
+    - ``"scheduler_steps"`` (the default, torch's convention): right after construction it is 0;
+      after ``k`` calls of :meth:`step` it is ``k``.
+    - ``"optimizer_steps"``: it is the number of optimizer steps actually taken since construction
+      (counted by a step post-hook on the optimizer; a step that AMP's ``GradScaler`` skips, because
+      of an inf or NaN gradient, is not counted). The LRs are written after every optimizer step;
+      :meth:`step` only writes them again, so calling it per micro-batch or not at all is harmless.
 
     Args:
-      optimizer: any ``torch.optim.Optimizer`` (also a torchrec ``CombinedOptimizer``).
-      lr_dict: group name -> schedule, in the order of ``optimizer.param_groups``.
+      optimizer: any ``torch.optim.Optimizer`` (also a ``CombinedOptimizer`` or a torchrec
+        ``CombinedOptimizer``).
+      lr_dict: group name -> schedule, in the order of ``optimizer.param_groups``. If every group
+        carries a ``"name"``, the names must be those of ``lr_dict``, in order.
       last_epoch: the index of the last step taken, ``-1`` for a new run (torch's convention).
+      lr_multipliers: group name -> factor applied to that group's schedule (default 1).
+      schedule_position: ``"scheduler_steps"`` or ``"optimizer_steps"``, see above.
 
     Raises:
-      ValueError: ``lr_dict`` does not have one schedule per param group.
+      ValueError: ``lr_dict`` does not have one schedule per param group, or names them differently.
+
+    Examples:
+      >>> from tml.optimizers.schedules import LearningRate, LinearRampToConstant
+      >>> parameter = torch.nn.Parameter(torch.zeros(2))
+      >>> optimizer = torch.optim.SGD([{"params": [parameter], "name": "all"}], lr=1.0)
+      >>> ramp = LearningRate(
+      ...     linear_ramp_to_constant=LinearRampToConstant(learning_rate=0.1, num_ramp_steps=2))
+      >>> scheduler = LRShim(optimizer, {"all": ramp}, schedule_position="optimizer_steps")
+      >>> lrs = [optimizer.param_groups[0]["lr"]]
+      >>> for _ in range(3):
+      ...     scheduler.step()  # no optimizer step taken: the schedule stays
+      >>> lrs.append(optimizer.param_groups[0]["lr"])
+      >>> parameter.grad = torch.ones(2)
+      >>> optimizer.step()
+      >>> lrs + [optimizer.param_groups[0]["lr"]]
+      [0.0, 0.0, 0.05]
     """
 
     def __init__(
@@ -43,6 +77,9 @@ class LRShim(LRScheduler):
         optimizer: torch.optim.Optimizer,
         lr_dict: Mapping[str, LearningRate],
         last_epoch: int = -1,
+        *,
+        lr_multipliers: Mapping[str, float] | None = None,
+        schedule_position: str = "scheduler_steps",
     ) -> None:
         group_count = count_param_groups(optimizer)
         if group_count != len(lr_dict):
@@ -50,20 +87,53 @@ class LRShim(LRScheduler):
                 f"the optimizer has {group_count} param groups but lr_dict has {len(lr_dict)} "
                 f"schedules (groups named: {', '.join(lr_dict) or 'none'}); give one per group"
             )
+        if schedule_position not in SCHEDULE_POSITIONS:
+            raise ValueError(
+                f"schedule_position must be one of {', '.join(SCHEDULE_POSITIONS)}, got {schedule_position!r}"
+            )
+        names = [group.get("name") for group in optimizer.param_groups]
+        if all(isinstance(name, str) for name in names) and names != list(lr_dict):
+            raise ValueError(
+                f"the optimizer's param groups are named {names} but lr_dict names {list(lr_dict)}; "
+                "give the schedules in the order of the groups"
+            )
+        multipliers = dict(lr_multipliers or {})
+        unknown = [name for name in multipliers if name not in lr_dict]
+        if unknown:
+            raise ValueError(f"lr_multipliers names groups that lr_dict does not have: {unknown}")
         self.lr_dict = dict(lr_dict)
         self.group_names = list(self.lr_dict)
-        self._lr_functions = [compile_schedule(config) for config in self.lr_dict.values()]
+        self.lr_multipliers = {name: float(multipliers.get(name, 1.0)) for name in self.group_names}
+        self.schedule_position = schedule_position
+        self._lr_functions = [
+            _scaled(compile_schedule(config), self.lr_multipliers[name])
+            for name, config in self.lr_dict.items()
+        ]
         self._last_lr: list[float] = []  # type: ignore[assignment]
+        self._started = False
         super().__init__(optimizer, last_epoch)
+        if schedule_position == "optimizer_steps":
+            self._hook = optimizer.register_step_post_hook(_count_optimizer_step(weakref.ref(self)))
+            weakref.finalize(self, self._hook.remove)
 
     def step(self, epoch: int | None = None) -> None:
-        """Advance the schedule by one step and write every group's learning rate."""
+        """Advance the schedule by one step (``scheduler_steps``) and write every group's LR.
+
+        With ``schedule_position="optimizer_steps"`` the position follows the optimizer's steps
+        instead; this call only writes the LRs of the current position again.
+        """
         if epoch is not None:
             raise TypeError(
                 "LRShim.step() takes no epoch: the position is the number of step() calls "
                 "(restore a position with load_state_dict)"
             )
-        self._step_count += 1
+        if self.schedule_position == "scheduler_steps" or not self._started:
+            self._step_count += 1
+            self.last_epoch += 1
+            self._started = True
+        self._write_lrs()
+
+    def _optimizer_stepped(self) -> None:
         self.last_epoch += 1
         self._write_lrs()
 
@@ -95,6 +165,7 @@ class LRShim(LRScheduler):
             "last_epoch": self.last_epoch,
             "step_count": self._step_count,
             "group_names": list(self.group_names),
+            "schedule_position": self.schedule_position,
             "schedules": self._schedule_records(),
         }
 
@@ -127,5 +198,36 @@ class LRShim(LRScheduler):
         ]
 
     def _schedule_records(self) -> list[dict[str, Any]]:
-        # Unset keys are left out, so adding a schedule kind to LearningRate changes no record.
-        return [config.model_dump(mode="json", exclude_none=True) for config in self.lr_dict.values()]
+        # Unset keys are left out, so adding a schedule kind to LearningRate changes no record; a
+        # multiplier is recorded only when it is not 1, so records of plain schedules stay as they were.
+        records = []
+        for name, config in self.lr_dict.items():
+            record = config.model_dump(mode="json", exclude_none=True)
+            if self.lr_multipliers[name] != 1.0:
+                record["lr_multiplier"] = self.lr_multipliers[name]
+            records.append(record)
+        return records
+
+
+def _scaled(lr_at: Callable[[int], float], multiplier: float) -> Callable[[int], float]:
+    if multiplier == 1.0:
+        return lr_at
+    return lambda step: multiplier * lr_at(step)
+
+
+def _count_optimizer_step(
+    scheduler: weakref.ref[LRShim],
+) -> Callable[[torch.optim.Optimizer, Any, Any], None]:
+    """A step post-hook that advances ``scheduler`` by one optimizer step actually taken."""
+
+    def hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        shim = scheduler()
+        if shim is None:
+            return
+        # A fused optimizer receives GradScaler's found_inf and skips the update itself.
+        found_inf = getattr(optimizer, "found_inf", None)
+        if isinstance(found_inf, torch.Tensor) and bool(found_inf.item()):
+            return
+        shim._optimizer_stepped()
+
+    return hook

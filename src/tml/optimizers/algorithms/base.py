@@ -1,0 +1,106 @@
+"""``OptimizerAlgorithmConfig``: the base of every algorithm config (one per torch optimizer)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, ClassVar
+
+import pydantic
+import torch
+
+from tml.core.config import BaseConfig
+from tml.optimizers.fields import LearningRateValue
+from tml.optimizers.schedules import LearningRate
+
+
+def _lr_branch(value: Any) -> str:
+    return "LearningRate" if isinstance(value, (dict, LearningRate)) else "Value"
+
+
+LearningRateOrSchedule = Annotated[
+    Annotated[LearningRateValue, pydantic.Tag("Value")]
+    | Annotated[LearningRate, pydantic.Tag("LearningRate")],
+    pydantic.Discriminator(_lr_branch),
+]
+"""An algorithm's ``lr``: a number, or a schedule (a ``LearningRate``)."""
+
+IMPLEMENTATION_KWARGS = ("foreach", "fused", "capturable", "differentiable")
+"""Constructor arguments of torch optimizers that are not config fields: they choose how a step is
+computed, not what it computes (the speed work gives them a field of its own, ``implementation``)."""
+
+
+class OptimizerAlgorithmConfig(BaseConfig):
+    """Base of the algorithm configs: the learning rate and the torch class to build.
+
+    Every other field is a keyword argument of the torch optimizer's constructor, with torch's name
+    and default (documented exceptions aside), validated with torch's own ranges when the config is
+    loaded.
+    """
+
+    key: ClassVar[str] = ""
+    """The config key of the algorithm (``adam`` for ``OptimizerConfig(adam=...)``)."""
+    optimizer_class: ClassVar[type[torch.optim.Optimizer]]
+    """The torch optimizer this config builds."""
+    non_torch_fields: ClassVar[frozenset[str]] = frozenset({"lr"})
+    """Fields that are not constructor arguments of the torch class (``lr`` is set per group)."""
+
+    lr: LearningRateOrSchedule | None = pydantic.Field(
+        None,
+        description="The learning rate: a number, or a schedule (a LearningRate). May be left out "
+        "when the optimizer config sets learning_rate, which then wins.",
+    )
+
+    def torch_class(self) -> type[torch.optim.Optimizer]:
+        """The torch optimizer class this config builds."""
+        return self.optimizer_class
+
+    def hyperparameter_names(self) -> tuple[str, ...]:
+        """The names a param group's ``hyperparameters`` may override: the constructor arguments."""
+        return tuple(name for name in type(self).model_fields if name not in self.non_torch_fields)
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the torch optimizer's constructor, all but ``lr``."""
+        kwargs = self.model_dump(include=set(self.hyperparameter_names()))
+        return {key: tuple(value) if isinstance(value, list) else value for key, value in kwargs.items()}
+
+    def supports_weight_decay(self) -> bool:
+        """Whether the algorithm has a ``weight_decay`` (so parameters can be excluded from it)."""
+        return "weight_decay" in self.hyperparameter_names()
+
+    def with_hyperparameters(self, overrides: Mapping[str, Any]) -> OptimizerAlgorithmConfig:
+        """A copy with some hyperparameters replaced, validated like the original.
+
+        Raises:
+          ValueError: an override names no hyperparameter of this algorithm (the message lists them).
+          pydantic.ValidationError: an override has a bad value.
+        """
+        self.check_hyperparameter_names(overrides)
+        data = self.model_dump()
+        data.update(overrides)
+        return type(self).model_validate(data)
+
+    def check_hyperparameter_names(self, names: Sequence[str] | Mapping[str, Any]) -> None:
+        """Raise a ``ValueError`` listing the valid names if one of ``names`` is not a hyperparameter."""
+        valid = self.hyperparameter_names()
+        for name in names:
+            if name == "lr":
+                raise ValueError(
+                    "lr cannot be overridden through hyperparameters: give the group a learning_rate"
+                )
+            if name not in valid:
+                raise ValueError(
+                    f"{self.key or type(self).__name__} has no hyperparameter {name!r}; "
+                    f"valid: {', '.join(valid) or 'none'}"
+                )
+
+    def group_key(self) -> object:
+        """Groups whose algorithms share this key are stepped by one torch optimizer.
+
+        torch optimizers read every hyperparameter from the param group (torch's per-group options),
+        so groups that differ only in hyperparameters share one optimizer: the key is the class.
+        """
+        return self.torch_class()
+
+    def check_parameters(self, named_parameters: Sequence[tuple[str, torch.Tensor]]) -> str | None:
+        """Why the algorithm cannot optimize these parameters, or ``None`` when it can."""
+        return None

@@ -1,0 +1,196 @@
+"""Configs of param-group rules, weight-decay exclusion and layer-wise LR decay."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import pydantic
+
+from tml.core.config import BaseConfig
+from tml.optimizers.algorithms import (
+    AdadeltaConfig,
+    AdafactorConfig,
+    AdagradConfig,
+    AdamaxConfig,
+    AdamConfig,
+    AdamWConfig,
+    AsgdConfig,
+    CustomOptimizerConfig,
+    MuonConfig,
+    NAdamConfig,
+    OptimizerAlgorithmConfig,
+    RAdamConfig,
+    RmspropConfig,
+    RpropConfig,
+    SgdConfig,
+    SparseAdamConfig,
+)
+from tml.optimizers.fields import NonNegativeFloat
+from tml.optimizers.patterns import check_patterns
+from tml.optimizers.schedules import LearningRate
+from tml.optimizers.validation import NO_BOOL, raise_at
+
+DEFAULT_GROUP = "default"
+"""The name of the param group that holds every parameter no rule claims."""
+
+WEIGHT_DECAY_KEYWORDS = {
+    "bias": "parameters named '*.bias'",
+    "norm": "parameters of normalization modules (LayerNorm, BatchNorm*, GroupNorm, RMSNorm, ...)",
+    "1d": "parameters with ndim <= 1 (biases, norm scales, scalars)",
+}
+"""The keywords of ``exclude_from_weight_decay``; any other entry is a name pattern."""
+
+_AT_MOST_ONE_ALGORITHM: dict[str, Any] = {"at_most_one_of": "optimizer"}
+
+
+def algorithm_field(config_class: type[OptimizerAlgorithmConfig], group: dict[str, Any]) -> Any:
+    """The pydantic field of an algorithm key: optional, in a one-of group, described by the class."""
+    summary = (config_class.__doc__ or config_class.key).strip().splitlines()[0]
+    return pydantic.Field(None, json_schema_extra=group, description=summary)
+
+
+def check_weight_decay_exclusions(entries: list[str]) -> list[str]:
+    """Validate ``exclude_from_weight_decay``: keywords, or patterns that compile."""
+    patterns = [entry for entry in entries if entry not in WEIGHT_DECAY_KEYWORDS]
+    check_patterns(patterns)
+    return entries
+
+
+WeightDecayExclusions = Annotated[list[str], pydantic.AfterValidator(check_weight_decay_exclusions)]
+
+_EXCLUDE_DESCRIPTION = (
+    "Parameters to leave out of weight decay: 'bias' (parameters named '*.bias'), 'norm' "
+    "(parameters of normalization modules, by type), '1d' (ndim <= 1), or name patterns (globs, "
+    "'re:' regexes). They go to a companion group '<group>.no_weight_decay' with weight_decay 0 "
+    "and the same schedule."
+)
+
+
+class ParamGroupConfig(BaseConfig):
+    """A param-group rule: the parameters whose names match ``params``, and what differs for them.
+
+    Rules are tried in order; the first that matches a parameter claims it. A group may override
+    the schedule (``learning_rate``), the default algorithm's hyperparameters (``hyperparameters``)
+    or the algorithm itself (an algorithm key such as ``sgd``), and scale its LR (``lr_multiplier``).
+    """
+
+    name: str = pydantic.Field(
+        description="The group's name: the key of its schedule in LRShim and of its state in checkpoints."
+    )
+    params: list[str] = pydantic.Field(
+        min_length=1,
+        description="Patterns over parameter names (wrappers such as DDP's 'module.' left out): globs "
+        "matched against the whole name ('*' also crosses dots), or 're:<regex>' found with re.search.",
+    )
+    learning_rate: LearningRate | None = pydantic.Field(
+        None,
+        description="The group's schedule; default: its own algorithm's lr if it has one, else the "
+        "optimizer's default schedule.",
+    )
+    lr_multiplier: NonNegativeFloat = pydantic.Field(
+        1.0, description="The group's LR is its schedule's value times this; >= 0."
+    )
+    hyperparameters: dict[str, Any] | None = pydantic.Field(
+        None,
+        description="Hyperparameters of the default algorithm to override for this group (e.g. "
+        "weight_decay: 0.0), checked against that algorithm's config. Not with an algorithm key.",
+    )
+    exclude_from_weight_decay: WeightDecayExclusions | None = pydantic.Field(
+        None, description="Overrides the optimizer's exclude_from_weight_decay for this group ([] for none)."
+    )
+    adam: AdamConfig | None = algorithm_field(AdamConfig, _AT_MOST_ONE_ALGORITHM)
+    adamw: AdamWConfig | None = algorithm_field(AdamWConfig, _AT_MOST_ONE_ALGORITHM)
+    sgd: SgdConfig | None = algorithm_field(SgdConfig, _AT_MOST_ONE_ALGORITHM)
+    adagrad: AdagradConfig | None = algorithm_field(AdagradConfig, _AT_MOST_ONE_ALGORITHM)
+    rmsprop: RmspropConfig | None = algorithm_field(RmspropConfig, _AT_MOST_ONE_ALGORITHM)
+    adadelta: AdadeltaConfig | None = algorithm_field(AdadeltaConfig, _AT_MOST_ONE_ALGORITHM)
+    adamax: AdamaxConfig | None = algorithm_field(AdamaxConfig, _AT_MOST_ONE_ALGORITHM)
+    nadam: NAdamConfig | None = algorithm_field(NAdamConfig, _AT_MOST_ONE_ALGORITHM)
+    radam: RAdamConfig | None = algorithm_field(RAdamConfig, _AT_MOST_ONE_ALGORITHM)
+    asgd: AsgdConfig | None = algorithm_field(AsgdConfig, _AT_MOST_ONE_ALGORITHM)
+    rprop: RpropConfig | None = algorithm_field(RpropConfig, _AT_MOST_ONE_ALGORITHM)
+    sparse_adam: SparseAdamConfig | None = algorithm_field(SparseAdamConfig, _AT_MOST_ONE_ALGORITHM)
+    adafactor: AdafactorConfig | None = algorithm_field(AdafactorConfig, _AT_MOST_ONE_ALGORITHM)
+    muon: MuonConfig | None = algorithm_field(MuonConfig, _AT_MOST_ONE_ALGORITHM)
+    custom: CustomOptimizerConfig | None = algorithm_field(CustomOptimizerConfig, _AT_MOST_ONE_ALGORITHM)
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _name_not_reserved(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError(f"a group name must not be empty, got {name!r}")
+        if name == DEFAULT_GROUP:
+            raise ValueError(
+                f"{DEFAULT_GROUP!r} is the group of the parameters no rule claims; "
+                "give this rule another name"
+            )
+        return name
+
+    @pydantic.field_validator("params")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        return check_patterns(patterns)
+
+    @pydantic.model_validator(mode="after")
+    def _one_place_per_setting(self) -> ParamGroupConfig:
+        own = self.own_algorithm()
+        if own is None:
+            return self
+        key, algorithm = own
+        if self.hyperparameters is not None:
+            raise_at(
+                type(self).__name__,
+                ("hyperparameters",),
+                f"hyperparameters override the default algorithm's; this group has its own ({key}): "
+                f"give them in {key}",
+                self.hyperparameters,
+            )
+        if isinstance(algorithm.lr, LearningRate) and self.learning_rate is not None:
+            raise_at(
+                type(self).__name__,
+                (key, "lr"),
+                "lr is a schedule and the group's learning_rate is set too: give the schedule in one place",
+                algorithm.lr.model_dump(mode="json", exclude_none=True),
+            )
+        return self
+
+    def own_algorithm(self) -> tuple[str, OptimizerAlgorithmConfig] | None:
+        """The group's own algorithm key and config, if it sets one."""
+        for name in self.field_groups("at_most_one_of")["optimizer"]:
+            value = getattr(self, name)
+            if value is not None:
+                return name, value
+        return None
+
+
+class LayerDecayConfig(BaseConfig):
+    """Layer-wise LR decay with timm's numbering.
+
+    ``layer_pattern`` captures the block index ``i`` of a parameter's name; block ``i`` is layer
+    ``i + 1`` and ``num_layers = max(i) + 1``. Parameters registered before the first block are
+    layer 0 (embeddings, stem), those after the last block (the head) layer ``num_layers + 1``.
+    A parameter of layer ``l`` has its LR multiplied by ``rate ** (num_layers + 1 - l)``: the head
+    keeps its LR, each layer below gets ``rate`` times the LR of the one above.
+    """
+
+    rate: Annotated[float, NO_BOOL, pydantic.Field(gt=0.0, le=1.0, allow_inf_nan=False)] = pydantic.Field(
+        description="The decay per layer, in (0, 1] (timm's layer_decay, e.g. 0.75)."
+    )
+    layer_pattern: str = pydantic.Field(
+        description=r"A regex (re.search) with one group capturing the block index, e.g. 'blocks\.(\d+)\.'."
+    )
+
+    @pydantic.field_validator("layer_pattern")
+    @classmethod
+    def _one_group(cls, layer_pattern: str) -> str:
+        try:
+            compiled = re.compile(layer_pattern)
+        except re.error as error:
+            raise ValueError(f"{layer_pattern!r} is not a valid regex: {error}") from None
+        if compiled.groups != 1:
+            raise ValueError(
+                f"needs exactly one capturing group (the block index), got {compiled.groups} "
+                f"in {layer_pattern!r}; use (?:...) for the others"
+            )
+        return layer_pattern

@@ -1,0 +1,358 @@
+"""Param groups: match a model's parameters to the config's rules, in order, each claimed once.
+
+The steps, for ``assign_param_groups(model, config)``:
+
+1. Names. Every parameter gets its name in the unwrapped model (:func:`named_parameters`): DDP's
+   and DataParallel's ``module.`` is left out where its parent is such a wrapper (by type, so a
+   submodule of the user's called ``module`` keeps its name), and ``torch.compile``'s ``_orig_mod.``,
+   FSDP1's ``_fsdp_wrapped_module.`` and activation checkpointing's ``_checkpoint_wrapped_module.``
+   wherever they occur.
+2. Rules. In order, each rule claims the trainable parameters its patterns match that no earlier
+   rule claimed; what is left forms the default group. A rule whose patterns match no name at all
+   (frozen and claimed parameters included) is an error: a typo must not pass silently.
+3. Splits. A group's parameters excluded from weight decay go to a companion group
+   ``<name>.no_weight_decay`` (weight_decay 0, same schedule); with layer decay, a group is split
+   per layer (``<name>.layer_<l>``), each with its LR multiplier. Empty groups are left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Sequence
+
+import torch
+
+from tml.optimizers.algorithms import OptimizerAlgorithmConfig
+from tml.optimizers.config import GroupSpec, OptimizerConfig
+from tml.optimizers.group_config import LayerDecayConfig
+from tml.optimizers.patterns import matching_positions, pattern_matcher
+from tml.optimizers.schedules import LearningRate
+
+NO_WEIGHT_DECAY_SUFFIX = ".no_weight_decay"
+"""Appended to a group's name to name its companion group without weight decay."""
+
+TRANSPARENT_ATTRIBUTES = frozenset({"_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"})
+"""Attribute names of wrapper modules, left out of parameter names wherever they occur."""
+
+NORM_TYPES: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.modules.batchnorm._NormBase,  # BatchNorm*, SyncBatchNorm, InstanceNorm*
+    torch.nn.LayerNorm,
+    torch.nn.GroupNorm,
+    torch.nn.RMSNorm,
+    torch.nn.LocalResponseNorm,
+    torch.nn.CrossMapLRN2d,
+)
+"""Normalization modules recognized by type for ``exclude_from_weight_decay: [norm]``."""
+
+_NORM_CLASS_NAME = re.compile(r"Norm(\d+d)?$")
+"""Other classes whose name ends in ``Norm`` (``LlamaRMSNorm``, ``LayerNorm2d``…) count as norms too."""
+
+_NAMES_SHOWN = 5
+
+
+@dataclasses.dataclass
+class ParamGroup:
+    """One param group of the optimizer to build: its parameters and everything that applies to them."""
+
+    name: str
+    params: list[torch.nn.Parameter]
+    param_names: list[str]
+    algorithm: OptimizerAlgorithmConfig
+    schedule: LearningRate
+    lr_multiplier: float = 1.0
+
+
+def _is_data_parallel(module: torch.nn.Module | None) -> bool:
+    return isinstance(module, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel))
+
+
+def is_norm_module(module: torch.nn.Module) -> bool:
+    """Whether ``module`` is a normalization layer (by type, or a class name ending in ``Norm``)."""
+    return isinstance(module, NORM_TYPES) or bool(_NORM_CLASS_NAME.search(type(module).__name__))
+
+
+def unwrapped_name(model: torch.nn.Module, name: str) -> str:
+    """A parameter or module name of ``model`` with the wrappers' attribute names left out.
+
+    Examples:
+      >>> model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+      >>> unwrapped_name(torch.nn.DataParallel(model), "module.0.weight")
+      '0.weight'
+      >>> unwrapped_name(model, "0._orig_mod.weight")
+      '0.weight'
+    """
+    parts = name.split(".")
+    module: torch.nn.Module | None = model
+    kept = []
+    for part in parts[:-1]:
+        transparent = part in TRANSPARENT_ATTRIBUTES or (part == "module" and _is_data_parallel(module))
+        if not transparent:
+            kept.append(part)
+        module = module._modules.get(part) if module is not None else None
+    kept.append(parts[-1])
+    return ".".join(kept)
+
+
+def named_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """Every parameter of ``model`` (frozen ones too) with its unwrapped name, in registration order.
+
+    A parameter shared by several modules appears once, under its first name (as in
+    ``model.named_parameters()``).
+
+    Raises:
+      ValueError: two parameters would get the same name.
+    """
+    # Unwrapped module prefixes, computed once per module (a parent comes before its children).
+    prefixes: dict[str, str] = {}
+    modules: dict[str, torch.nn.Module] = {}
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        modules[prefix] = module
+        if not prefix:
+            prefixes[prefix] = ""
+            continue
+        parent_prefix, _, part = prefix.rpartition(".")
+        parent = modules.get(parent_prefix)
+        kept = prefixes.get(parent_prefix, parent_prefix)
+        if part in TRANSPARENT_ATTRIBUTES or (part == "module" and _is_data_parallel(parent)):
+            prefixes[prefix] = kept
+        else:
+            prefixes[prefix] = f"{kept}.{part}" if kept else part
+    seen: dict[str, str] = {}
+    result = []
+    for raw_name, parameter in model.named_parameters():
+        module_prefix, _, leaf = raw_name.rpartition(".")
+        unwrapped_prefix = prefixes.get(module_prefix)
+        if unwrapped_prefix is None:  # a wrapper that renames its parameters: walk the name
+            name = unwrapped_name(model, raw_name)
+        else:
+            name = f"{unwrapped_prefix}.{leaf}" if unwrapped_prefix else leaf
+        if name in seen:
+            raise ValueError(
+                f"parameters {seen[name]!r} and {raw_name!r} both become {name!r} once wrappers are "
+                "left out of their names"
+            )
+        seen[name] = raw_name
+        result.append((name, parameter))
+    return result
+
+
+def norm_parameter_ids(model: torch.nn.Module) -> set[int]:
+    """The ids of the parameters held directly by normalization modules of ``model``."""
+    return {
+        id(parameter)
+        for module in model.modules()
+        if is_norm_module(module)
+        for parameter in module.parameters(recurse=False)
+    }
+
+
+def some_names(names: Sequence[str], near: Sequence[str] = ()) -> str:
+    """A few of ``names`` for an error message: those closest to ``near`` first, then the first ones."""
+    close: list[str] = []
+    for pattern in near:
+        stripped = pattern.removeprefix("re:").replace("*", "").replace("?", "")
+        close.extend(name for name in difflib.get_close_matches(stripped, names, n=3, cutoff=0.5))
+    shown = list(dict.fromkeys([*close, *names]))[:_NAMES_SHOWN]
+    more = f", … ({len(names)} in all)" if len(names) > len(shown) else ""
+    return ", ".join(shown) + more if shown else "none"
+
+
+def layer_numbers(names: Sequence[str], layer_decay: LayerDecayConfig) -> tuple[list[int], int]:
+    """The layer of every parameter (names in registration order) and ``num_layers``, timm's way.
+
+    Block ``i`` (captured by ``layer_pattern``) is layer ``i + 1``; ``num_layers = max(i) + 1``;
+    parameters before the first block are layer 0, those after the last block ``num_layers + 1``.
+
+    Raises:
+      ValueError: the pattern matches no name, captures something that is not an integer, or a
+        parameter that it does not match sits between two blocks.
+
+    Examples:
+      >>> names = ["embed.weight", "blocks.0.w", "blocks.1.w", "head.weight"]
+      >>> layer_numbers(names, LayerDecayConfig(rate=0.5, layer_pattern=r"blocks\\.(\\d+)\\."))
+      ([0, 1, 2, 3], 2)
+    """
+    pattern = re.compile(layer_decay.layer_pattern)
+    blocks: list[int | None] = []
+    for name in names:
+        found = pattern.search(name)
+        if found is None:
+            blocks.append(None)
+            continue
+        captured = found.group(1)
+        if captured is None or not captured.isdigit():
+            raise ValueError(
+                f"layer_decay.layer_pattern {layer_decay.layer_pattern!r} must capture a block index "
+                f"(an integer), captured {captured!r} from {name!r}"
+            )
+        blocks.append(int(captured))
+    positions = [position for position, block in enumerate(blocks) if block is not None]
+    if not positions:
+        raise ValueError(
+            f"layer_decay.layer_pattern {layer_decay.layer_pattern!r} matches no parameter name; "
+            f"the model's parameters include: {some_names(names, [layer_decay.layer_pattern])}"
+        )
+    num_layers = max(block for block in blocks if block is not None) + 1
+    first, last = positions[0], positions[-1]
+    layers = []
+    for position, (name, block) in enumerate(zip(names, blocks, strict=True)):
+        if block is not None:
+            layers.append(block + 1)
+        elif position < first:
+            layers.append(0)
+        elif position > last:
+            layers.append(num_layers + 1)
+        else:
+            raise ValueError(
+                f"{name!r} sits between blocks (after {names[first]!r}, before {names[last]!r}) but "
+                f"layer_decay.layer_pattern {layer_decay.layer_pattern!r} does not match it, so it has "
+                "no layer: extend the pattern to cover it"
+            )
+    return layers, num_layers
+
+
+def _is_excluded(entries: Sequence[str], name: str, parameter: torch.Tensor, norm_ids: set[int]) -> bool:
+    for entry in entries:
+        if entry == "bias":
+            if name == "bias" or name.endswith(".bias"):
+                return True
+        elif entry == "norm":
+            if id(parameter) in norm_ids:
+                return True
+        elif entry == "1d":
+            if parameter.ndim <= 1:
+                return True
+        elif pattern_matcher(entry)(name):
+            return True
+    return False
+
+
+def assign_param_groups(model: torch.nn.Module, config: OptimizerConfig) -> list[ParamGroup]:
+    """Split ``model``'s trainable parameters into the param groups ``config`` describes, in order.
+
+    Rule groups come in rule order, the group of unclaimed parameters last; each group is followed
+    by its companion without weight decay, and split per layer with layer decay.
+
+    Raises:
+      ValueError: a rule matches no parameter name; two exclusive rules (recap's towers) match one
+        parameter; the model has no trainable parameter; an algorithm cannot take its group's
+        parameters (muon and a parameter that is not 2-D); layer decay cannot number a parameter.
+    """
+    named = named_parameters(model)
+    names = [name for name, _ in named]
+    trainable = [parameter.requires_grad for _, parameter in named]
+    if not any(trainable):
+        raise ValueError(f"{type(model).__name__} has no trainable parameter to optimize")
+    specs = config.group_specs()
+    rules = specs[:-1]  # the last spec is the group of unclaimed parameters
+
+    owner: dict[int, int] = {}  # position in `named` -> index of the rule that claimed it
+    for rule_index, spec in enumerate(rules):
+        matched = matching_positions(spec.patterns, names)
+        if not matched:
+            raise ValueError(
+                f"{spec.path}: none of its patterns {list(spec.patterns)} matches a parameter name of "
+                f"{type(model).__name__}; its parameters include: {some_names(names, spec.patterns)}"
+            )
+        for position in matched:
+            if not trainable[position]:
+                continue
+            earlier = owner.get(position)
+            if earlier is None:
+                owner[position] = rule_index
+            elif spec.exclusive and rules[earlier].exclusive:
+                raise ValueError(
+                    f"parameter {names[position]!r} is matched by both {rules[earlier].path} and "
+                    f"{spec.path}; it must belong to one"
+                )
+
+    members: list[list[int]] = [[] for _ in specs]
+    for position in range(len(named)):
+        if trainable[position]:
+            members[owner.get(position, len(rules))].append(position)
+
+    layers: list[int] | None = None
+    num_layers = 0
+    if config.layer_decay is not None:
+        layers, num_layers = layer_numbers(names, config.layer_decay)
+    norm_ids = (
+        norm_parameter_ids(model)
+        if any("norm" in spec.exclude_from_weight_decay for spec in specs)
+        else set()
+    )
+
+    groups: list[ParamGroup] = []
+    for spec, positions in zip(specs, members, strict=True):
+        groups.extend(_split_group(spec, positions, named, layers, num_layers, config.layer_decay, norm_ids))
+    _check_groups(groups, named, trainable)
+    return groups
+
+
+def _split_group(
+    spec: GroupSpec,
+    positions: list[int],
+    named: list[tuple[str, torch.nn.Parameter]],
+    layers: list[int] | None,
+    num_layers: int,
+    layer_decay: LayerDecayConfig | None,
+    norm_ids: set[int],
+) -> list[ParamGroup]:
+    parts: dict[tuple[int, bool], list[int]] = {}
+    for position in positions:
+        name, parameter = named[position]
+        layer = layers[position] if layers is not None else 0
+        excluded = _is_excluded(spec.exclude_from_weight_decay, name, parameter, norm_ids)
+        parts.setdefault((layer, excluded), []).append(position)
+    groups = []
+    for (layer, excluded), part in sorted(parts.items()):
+        name = spec.name
+        multiplier = spec.lr_multiplier
+        if layer_decay is not None:
+            name += f".layer_{layer}"
+            multiplier *= layer_decay.rate ** (num_layers + 1 - layer)
+        algorithm = spec.algorithm
+        if excluded:
+            name += NO_WEIGHT_DECAY_SUFFIX
+            algorithm = algorithm.with_hyperparameters({"weight_decay": 0.0})
+        part_named = [named[position] for position in part]
+        problem = algorithm.check_parameters(part_named)
+        if problem:
+            raise ValueError(f"{spec.path}: {problem}")
+        groups.append(
+            ParamGroup(
+                name=name,
+                params=[parameter for _, parameter in part_named],
+                param_names=[parameter_name for parameter_name, _ in part_named],
+                algorithm=algorithm,
+                schedule=spec.schedule,
+                lr_multiplier=multiplier,
+            )
+        )
+    return groups
+
+
+def _check_groups(
+    groups: list[ParamGroup], named: list[tuple[str, torch.nn.Parameter]], trainable: list[bool]
+) -> None:
+    """Every trainable parameter in exactly one group, and group names unique."""
+    seen_names: set[str] = set()
+    for group in groups:
+        if group.name in seen_names:
+            raise ValueError(
+                f"two param groups are named {group.name!r} (a rule's name collides with a generated "
+                f"'{NO_WEIGHT_DECAY_SUFFIX}' or '.layer_<l>' name): rename the rule"
+            )
+        seen_names.add(group.name)
+    claims: dict[int, int] = {}
+    for group in groups:
+        for parameter in group.params:
+            claims[id(parameter)] = claims.get(id(parameter), 0) + 1
+    for (name, parameter), is_trainable in zip(named, trainable, strict=True):
+        expected = 1 if is_trainable else 0
+        if claims.get(id(parameter), 0) != expected:
+            raise RuntimeError(
+                f"parameter {name!r} is in {claims.get(id(parameter), 0)} param groups, expected "
+                f"{expected}: this is a bug of tml-optimizers"
+            )
