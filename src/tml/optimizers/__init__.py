@@ -9,8 +9,8 @@ from tml.optimizers.config import (
     OptimizerAlgorithmConfig,
     OptimizerConfig,
     PiecewiseConstant,
-    SgdConfig,
     SGDConfig,
+    SgdConfig,
     get_optimizer_algorithm_config,
 )
 from tml.optimizers.optimizer import build_optimizer, get_optimizer_class

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
+from pydantic.json_schema import JsonDict
 
 from tml.core.config import BaseConfig
 from tml.optimizers.algorithms import (
     AdagradConfig,
     AdamConfig,
     OptimizerAlgorithmConfig,
-    SgdConfig,
     SGDConfig,
+    SgdConfig,
 )
 from tml.optimizers.schedules import (
     LearningRate,
@@ -21,7 +22,7 @@ from tml.optimizers.schedules import (
     PiecewiseConstant,
 )
 
-_ONE_OF_OPTIMIZER = {"one_of": "optimizer"}
+_ONE_OF_OPTIMIZER: JsonDict = {"one_of": "optimizer"}
 
 
 class OptimizerConfig(BaseConfig):
@@ -33,7 +34,7 @@ class OptimizerConfig(BaseConfig):
     Examples:
       >>> config = OptimizerConfig(sgd=SgdConfig(lr=0.01))
       >>> config.schedule()
-      LearningRate(constant=0.01, linear_ramp_to_cosine=None, linear_ramp_to_constant=None, piecewise_constant=None)
+      LearningRate(constant=0.01, ...)
     """
 
     learning_rate: LearningRate | None = pydantic.Field(
@@ -56,9 +57,7 @@ class OptimizerConfig(BaseConfig):
             return value  # not an algorithm, or learning_rate itself is invalid (reported already)
         has_schedule = info.data["learning_rate"] is not None
         if isinstance(value.lr, LearningRate) and has_schedule:
-            raise ValueError(
-                "lr is a schedule and learning_rate is set too: give the schedule in one place"
-            )
+            raise ValueError("lr is a schedule and learning_rate is set too: give the schedule in one place")
         if value.lr is None and not has_schedule:
             raise ValueError("lr is required unless learning_rate is set, got neither")
         return value

@@ -34,7 +34,7 @@ def build_optimizer(
         raise ValueError(f"{type(model).__name__} has no trainable parameter to optimize")
     algorithm = optimizer_config.algorithm()
     schedule = optimizer_config.schedule()
-    optimizer = algorithm.optimizer_class(
+    optimizer = algorithm.optimizer_class(  # type: ignore[call-arg]
         [{"params": parameters, "name": DEFAULT_GROUP}],
         lr=compute_lr(schedule, 0),
         **algorithm.optimizer_kwargs(),

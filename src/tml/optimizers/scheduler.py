@@ -18,9 +18,7 @@ def count_param_groups(optimizer: torch.optim.Optimizer) -> int:
     children = getattr(optimizer, "_optims", None)
     if children is None:
         return len(optimizer.param_groups)
-    return sum(
-        len((child[1] if isinstance(child, tuple) else child).param_groups) for child in children
-    )
+    return sum(len((child[1] if isinstance(child, tuple) else child).param_groups) for child in children)
 
 
 class LRShim(LRScheduler):
@@ -55,7 +53,7 @@ class LRShim(LRScheduler):
         self.lr_dict = dict(lr_dict)
         self.group_names = list(self.lr_dict)
         self._lr_functions = [compile_schedule(config) for config in self.lr_dict.values()]
-        self._last_lr: list[float] = []
+        self._last_lr: list[float] = []  # type: ignore[assignment]
         super().__init__(optimizer, last_epoch)
 
     def step(self, epoch: int | None = None) -> None:

@@ -57,9 +57,7 @@ class BaseConfig(pydantic.BaseModel):
                         + (f": {', '.join(chosen)}" if chosen else "")
                     )
                 if kind == "at_most_one_of" and len(chosen) > 1:
-                    raise ValueError(
-                        f"at most one of {', '.join(names)} may be set, got {', '.join(chosen)}"
-                    )
+                    raise ValueError(f"at most one of {', '.join(names)} may be set, got {', '.join(chosen)}")
         return self
 
     def chosen(self, group: str = "") -> tuple[str, Any]:

@@ -164,20 +164,18 @@ def _index_positions(
 ) -> None:
     count[0] += 1
     if count[0] > MAX_NODES:
-        raise _file_error(
-            file, f"the document has more than {MAX_NODES} nodes once aliases are expanded"
-        )
+        raise _file_error(file, f"the document has more than {MAX_NODES} nodes once aliases are expanded")
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key: str | int = key_node.value
             if isinstance(key, str) and key_node.tag.endswith(":int"):
                 key = int(key.replace("_", ""))
-            out.setdefault(path + (key,), _position(file, key_node.start_mark))
-            _index_positions(value_node, path + (key,), out, file, count)
+            out.setdefault((*path, key), _position(file, key_node.start_mark))
+            _index_positions(value_node, (*path, key), out, file, count)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            out.setdefault(path + (index,), _position(file, item.start_mark))
-            _index_positions(item, path + (index,), out, file, count)
+            out.setdefault((*path, index), _position(file, item.start_mark))
+            _index_positions(item, (*path, index), out, file, count)
 
 
 def _position(file: str, mark: yaml.Mark) -> Position:

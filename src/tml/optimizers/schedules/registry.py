@@ -26,7 +26,14 @@ class ScheduleKind:
     bounds: Callable[[Any], tuple[float, float]]
     """The least and greatest value the schedule takes over all steps ≥ 0."""
     milestones: Callable[[Any], list[int]]
-    """The steps where the formula changes piece (phase ends), ascending."""
+    """The steps where the formula changes piece (phase ends), ascending; for a periodic schedule,
+    those of its first cycles."""
+    discontinuities: Callable[[Any], list[int]]
+    """The milestones where the value jumps; the formula is continuous at every other one."""
+
+
+def _no_discontinuity(_: Any) -> list[int]:
+    return []
 
 
 SCHEDULES: dict[type, ScheduleKind] = {}
@@ -39,13 +46,20 @@ def register_schedule(
     *,
     bounds: Callable[[Any], tuple[float, float]],
     milestones: Callable[[Any], list[int]],
+    discontinuities: Callable[[Any], list[int]] = _no_discontinuity,
 ) -> Callable[[FormulaT], FormulaT]:
-    """Register ``formula(config, t, ops)`` as the schedule of ``LearningRate.<key>``."""
+    """Register ``formula(config, t, ops)`` as the schedule of ``LearningRate.<key>``.
+
+    ``bounds``, ``milestones`` and ``discontinuities`` are functions of the kind's config: see
+    :class:`ScheduleKind`. The tests check every registered kind against them.
+    """
 
     def register(formula: FormulaT) -> FormulaT:
         if config_class in SCHEDULES:
             raise ValueError(f"a schedule is already registered for {config_class.__name__}")
-        SCHEDULES[config_class] = ScheduleKind(key, config_class, formula, bounds, milestones)
+        SCHEDULES[config_class] = ScheduleKind(
+            key, config_class, formula, bounds, milestones, discontinuities
+        )
         return formula
 
     return register
@@ -99,13 +113,16 @@ def compute_lr(lr_config: LearningRate | Any, step: Any) -> Any:
         return _compute_on_tensor(entry, kind_config, step)
     if type(step).__module__ == "numpy" and hasattr(step, "dtype"):
         return _compute_on_tensor(entry, kind_config, torch.from_numpy(step)).numpy()
-    raise TypeError(
-        f"step must be an int or a 1-D integer tensor or array, got {type(step).__name__}"
-    )
+    raise TypeError(f"step must be an int or a 1-D integer tensor or array, got {type(step).__name__}")
 
 
 def _compute_on_tensor(entry: ScheduleKind, kind_config: Any, steps: torch.Tensor) -> torch.Tensor:
-    if steps.ndim != 1 or steps.dtype.is_floating_point or steps.dtype.is_complex or steps.dtype == torch.bool:
+    if (
+        steps.ndim != 1
+        or steps.dtype.is_floating_point
+        or steps.dtype.is_complex
+        or steps.dtype == torch.bool
+    ):
         raise TypeError(
             f"steps must be a 1-D integer tensor, got dtype {steps.dtype} and shape {tuple(steps.shape)}"
         )
@@ -139,3 +156,9 @@ def schedule_milestones(lr_config: LearningRate | Any) -> list[int]:
     """The steps at which the schedule changes phase, ascending."""
     entry, kind_config = schedule_kind(lr_config)
     return entry.milestones(kind_config)
+
+
+def schedule_discontinuities(lr_config: LearningRate | Any) -> list[int]:
+    """The milestones at which the schedule's value jumps, ascending."""
+    entry, kind_config = schedule_kind(lr_config)
+    return entry.discontinuities(kind_config)

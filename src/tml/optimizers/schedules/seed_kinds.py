@@ -33,6 +33,7 @@ def constant(value: float, t: Number, ops: Ops) -> Number:
     PiecewiseConstant,
     bounds=lambda c: (min(c.learning_rate_values), max(c.learning_rate_values)),
     milestones=lambda c: list(c.learning_rate_boundaries),
+    discontinuities=lambda c: list(c.learning_rate_boundaries),
 )
 def piecewise_constant(config: PiecewiseConstant, t: Number, ops: Ops) -> Number:
     """Constant pieces that change at the boundaries.
@@ -89,9 +90,9 @@ def linear_ramp_to_cosine(config: LinearRampToCosine, t: Number, ops: Ops) -> Nu
 
        \\eta(t) = \\begin{cases}
          \\eta_{max} / R \\cdot t & t < R \\\\
-         \\eta_f + (\\eta_{max} - \\eta_f) \\cdot \\tfrac12 (1 + \\cos(\\pi (t - R) / (F - R))) & R \\le t \\le F \\\\
+         \\eta_f + (\\eta_{max} - \\eta_f) \\cdot c(t) & R \\le t \\le F \\\\
          \\eta_f & t > F
-       \\end{cases}
+       \\end{cases}, \\quad c(t) = \\tfrac12 (1 + \\cos(\\pi (t - R) / (F - R)))
 
     where ``η_max`` is ``learning_rate``, ``η_f`` is ``final_learning_rate``, ``R`` is
     ``num_ramp_steps`` and ``F`` is ``final_num_steps`` (``F > R``).
