@@ -7,7 +7,7 @@ loop over the cycles.
 
 from __future__ import annotations
 
-from tml.optimizers.schedules.backend import Number, Ops
+from tml.optimizers.schedules.backend import Number, Ops, half_cosine
 from tml.optimizers.schedules.cyclic_configs import CosineWithRestarts, Cyclic, OneCycle
 from tml.optimizers.schedules.decay_kinds import LISTED_CYCLES
 from tml.optimizers.schedules.registry import register_schedule
@@ -44,7 +44,7 @@ def cosine_with_restarts(config: CosineWithRestarts, t: Number, ops: Ops) -> Num
     where cycle ``i`` is the one with ``s_i ≤ t < s_{i+1}``, ``η_0`` is ``learning_rate``, ``η_f``
     is ``final_learning_rate``, ``T`` is ``first_cycle_steps``, ``m`` is ``cycle_multiplier``, ``d``
     is ``cycle_decay`` and ``t`` is the step after the warmup (torch's ``CosineAnnealingWarmRestarts``
-    for ``d = 1``).
+    for ``d = 1``). The half cosine is computed as ``sin(π/2 · (1 - q))²``, equal without cancellation.
 
     Examples:
       >>> from tml.optimizers.schedules import compute_lr, LearningRate, CosineWithRestarts
@@ -58,7 +58,7 @@ def cosine_with_restarts(config: CosineWithRestarts, t: Number, ops: Ops) -> Num
     height: Number = config.learning_rate - final
     if config.cycle_decay != 1.0:
         height = height * ops.power(config.cycle_decay, index)
-    return final + height * 0.5 * (1.0 + ops.cos(ops.pi * ((t - start) / length)))
+    return final + height * half_cosine(ops, (t - start) / length)
 
 
 def _one_cycle_phases(config: OneCycle) -> tuple[list[float], list[float]]:
@@ -97,7 +97,8 @@ def one_cycle(config: OneCycle, t: Number, ops: Ops) -> Number:
     at the phase ends are ``(η_i, η_max, η_min)`` or ``(η_i, η_max, η_i, η_min)`` with
     ``η_i = η_max / div_factor`` and ``η_min = η_i / final_div_factor``; ``N`` is ``total_steps``,
     ``p`` is ``pct_start``; ``a`` anneals from its first to its second argument:
-    ``cos``: ``a(x, y, q) = y + (x - y) / 2 · (cos(πq) + 1)``, ``linear``: ``(y - x) q + x``.
+    ``cos``: ``a(x, y, q) = y + (x - y) / 2 · (cos(πq) + 1)``, ``linear``: ``(y - x) q + x``
+    (the half cosine computed as ``sin(π/2 · (1 - q))²``: equal, without cancellation).
 
     Examples:
       >>> from tml.optimizers.schedules import compute_lr, LearningRate, OneCycle
@@ -115,7 +116,7 @@ def one_cycle(config: OneCycle, t: Number, ops: Ops) -> Number:
     start_lr, end_lr = ops.take(learning_rates[:-1], phase), ops.take(learning_rates[1:], phase)
     fraction = (held - start_step) / (end_step - start_step)
     if config.anneal_strategy == "cos":
-        return end_lr + (start_lr - end_lr) / 2.0 * (ops.cos(ops.pi * fraction) + 1)
+        return end_lr + (start_lr - end_lr) * half_cosine(ops, fraction)
     return (end_lr - start_lr) * fraction + start_lr
 
 

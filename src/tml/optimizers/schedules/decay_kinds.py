@@ -6,7 +6,7 @@ warmup for the kinds that take one (see :mod:`warmup`).
 
 from __future__ import annotations
 
-from tml.optimizers.schedules.backend import Number, Ops
+from tml.optimizers.schedules.backend import Number, Ops, half_cosine
 from tml.optimizers.schedules.decay_configs import (
     CosineDecay,
     ExponentialDecay,
@@ -100,7 +100,8 @@ def cosine_decay(config: CosineDecay, t: Number, ops: Ops) -> Number:
        \\eta(t) = \\eta_f + (\\eta_0 - \\eta_f) \\cdot \\tfrac12 (1 + \\cos(\\pi \\min(t, T) / T))
 
     where ``η_0`` is ``learning_rate``, ``η_f`` is ``final_learning_rate``, ``T`` is ``decay_steps``
-    and ``t`` is the step after the warmup (torch's ``CosineAnnealingLR`` up to ``T``).
+    and ``t`` is the step after the warmup (torch's ``CosineAnnealingLR`` up to ``T``). The half
+    cosine is computed as ``sin(π/2 · (1 - p))²``, equal but free of cancellation near the end.
 
     Examples:
       >>> from tml.optimizers.schedules import compute_lr, LearningRate, CosineDecay
@@ -111,7 +112,7 @@ def cosine_decay(config: CosineDecay, t: Number, ops: Ops) -> Number:
     """
     final = config.final_learning_rate
     progress = ops.minimum(t, config.decay_steps) / config.decay_steps
-    return final + (config.learning_rate - final) * 0.5 * (1.0 + ops.cos(ops.pi * progress))
+    return final + (config.learning_rate - final) * half_cosine(ops, progress)
 
 
 @register_schedule(
@@ -253,7 +254,8 @@ def warmup_stable_decay(config: WarmupStableDecay, t: Number, ops: Ops) -> Numbe
 
     where ``η_0`` is ``learning_rate``, ``η_f`` is ``final_learning_rate``, ``S`` is ``stable_steps``,
     ``D`` is ``decay_steps``, ``t`` is the step after the warmup and ``f`` the ``decay_shape``:
-    ``linear`` ``1 - p``, ``cosine`` ``(1 + cos(πp)) / 2``, ``1-sqrt`` ``1 - sqrt(p)``.
+    ``linear`` ``1 - p``, ``cosine`` ``(1 + cos(πp)) / 2``, ``1-sqrt`` ``1 - sqrt(p)`` (the last two
+    computed as ``sin(π/2 · (1 - p))²`` and ``(1 - p) / (1 + sqrt(p))``: equal, without cancellation).
 
     Examples:
       >>> from tml.optimizers.schedules import compute_lr, LearningRate, WarmupStableDecay
@@ -268,9 +270,9 @@ def warmup_stable_decay(config: WarmupStableDecay, t: Number, ops: Ops) -> Numbe
     if config.decay_shape == "linear":
         shape = 1.0 - progress
     elif config.decay_shape == "cosine":
-        shape = (1.0 + ops.cos(ops.pi * progress)) / 2.0
+        shape = half_cosine(ops, progress)
     else:
-        shape = 1.0 - ops.sqrt(progress)
+        shape = (1.0 - progress) / (1.0 + ops.sqrt(progress))
     decayed = final + (config.learning_rate - final) * shape
     if stable_steps == 0:
         return decayed

@@ -5,7 +5,7 @@ Their semantics are the contract: they stay exactly as the original computed the
 
 from __future__ import annotations
 
-from tml.optimizers.schedules.backend import Number, Ops
+from tml.optimizers.schedules.backend import Number, Ops, half_cosine
 from tml.optimizers.schedules.config import (
     LinearRampToConstant,
     LinearRampToCosine,
@@ -95,7 +95,8 @@ def linear_ramp_to_cosine(config: LinearRampToCosine, t: Number, ops: Ops) -> Nu
        \\end{cases}, \\quad c(t) = \\tfrac12 (1 + \\cos(\\pi (t - R) / (F - R)))
 
     where ``η_max`` is ``learning_rate``, ``η_f`` is ``final_learning_rate``, ``R`` is
-    ``num_ramp_steps`` and ``F`` is ``final_num_steps`` (``F > R``).
+    ``num_ramp_steps`` and ``F`` is ``final_num_steps`` (``F > R``). ``c`` is computed as
+    ``sin(π/2 · (1 - (t - R) / (F - R)))²``, the same value without cancellation near ``F``.
 
     Examples:
       >>> from tml.optimizers import compute_lr, LearningRate, LinearRampToCosine
@@ -106,5 +107,5 @@ def linear_ramp_to_cosine(config: LinearRampToCosine, t: Number, ops: Ops) -> Nu
     """
     peak, final = config.learning_rate, config.final_learning_rate
     ramp, end = config.num_ramp_steps, config.final_num_steps
-    cosine = final + (peak - final) * 0.5 * (1.0 + ops.cos(ops.pi * (t - ramp) / (end - ramp)))
+    cosine = final + (peak - final) * half_cosine(ops, (t - ramp) / (end - ramp))
     return ops.where(t < ramp, peak / ramp * t, ops.where(t <= end, cosine, final))
