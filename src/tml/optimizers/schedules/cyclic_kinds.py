@@ -7,6 +7,8 @@ loop over the cycles.
 
 from __future__ import annotations
 
+import itertools
+
 from tml.optimizers.schedules.backend import Number, Ops, half_cosine
 from tml.optimizers.schedules.cyclic_configs import CosineWithRestarts, Cyclic, OneCycle
 from tml.optimizers.schedules.decay_kinds import LISTED_CYCLES
@@ -55,10 +57,14 @@ def cosine_with_restarts(config: CosineWithRestarts, t: Number, ops: Ops) -> Num
     """
     index, start, length = ops.geometric_cycle(t, config.first_cycle_steps, config.cycle_multiplier)
     final = config.final_learning_rate
-    height: Number = config.learning_rate - final
+    value = ops.rsub_(t, start)
+    value /= length
+    value = half_cosine(ops, value)
     if config.cycle_decay != 1.0:
-        height = height * ops.power(config.cycle_decay, index)
-    return final + height * half_cosine(ops, (t - start) / length)
+        value *= ops.power_(config.cycle_decay, index)
+    value *= config.learning_rate - final
+    value += final
+    return value
 
 
 def _one_cycle_phases(config: OneCycle) -> tuple[list[float], list[float]]:
@@ -110,14 +116,22 @@ def one_cycle(config: OneCycle, t: Number, ops: Ops) -> Number:
     """
     ends, learning_rates = _one_cycle_phases(config)
     starts = [0.0, *ends[:-1]]
+    spans = [end - start for start, end in zip(starts, ends, strict=True)]
     held = ops.minimum(t, config.total_steps - 1)
     phase = ops.bisect_left(ends[:-1], held)
-    start_step, end_step = ops.take(starts, phase), ops.take(ends, phase)
-    start_lr, end_lr = ops.take(learning_rates[:-1], phase), ops.take(learning_rates[1:], phase)
-    fraction = (held - start_step) / (end_step - start_step)
+    fraction = held
+    fraction -= ops.take(starts, phase)
+    fraction /= ops.take(spans, phase)
     if config.anneal_strategy == "cos":
-        return end_lr + (start_lr - end_lr) * half_cosine(ops, fraction)
-    return (end_lr - start_lr) * fraction + start_lr
+        drops = [start - end for start, end in itertools.pairwise(learning_rates)]
+        value = half_cosine(ops, fraction)
+        value *= ops.take(drops, phase)
+        value += ops.take(learning_rates[1:], phase)
+        return value
+    rises = [end - start for start, end in itertools.pairwise(learning_rates)]
+    fraction *= ops.take(rises, phase)
+    fraction += ops.take(learning_rates[:-1], phase)
+    return fraction
 
 
 def _cyclic_ends(config: Cyclic) -> list[int]:
@@ -157,11 +171,16 @@ def cyclic(config: Cyclic, t: Number, ops: Ops) -> Number:
     down = config.step_size_down or up
     total = up + down
     cycle = ops.floor_divide(t, total)
-    position = t - cycle * total
-    scale = ops.where(position <= up, position / up, (total - position) / down)
-    height = (config.max_learning_rate - config.base_learning_rate) * scale
+    position = ops.rsub_(t, cycle * total)
+    rising = position <= up
+    rise = position / up
+    fall = ops.rsub_(total, position)
+    fall /= down
+    value = ops.where(rising, rise, fall)
+    value *= config.max_learning_rate - config.base_learning_rate
     if config.mode == "triangular2":
-        height = height * ops.power(0.5, cycle)
+        value *= ops.power_(0.5, cycle)
     elif config.mode == "exp_range":
-        height = height * ops.power(config.gamma, t)
-    return config.base_learning_rate + height
+        value *= ops.power_(config.gamma, t * 1.0)  # a copy: t itself is never overwritten
+    value += config.base_learning_rate
+    return value

@@ -53,7 +53,11 @@ def linear(config: Linear, t: Number, ops: Ops) -> Number:
       [0.1, 0.4, 1.0, 1.0]
     """
     start, end = config.start_learning_rate, config.end_learning_rate
-    return start + (end - start) * (ops.minimum(t, config.steps) / config.steps)
+    value = ops.minimum(t, config.steps)
+    value /= config.steps
+    value *= end - start
+    value += start
+    return value
 
 
 @register_schedule(
@@ -111,8 +115,12 @@ def cosine_decay(config: CosineDecay, t: Number, ops: Ops) -> Number:
       [0.0, 0.5, 1.0, 0.55, 0.1, 0.1]
     """
     final = config.final_learning_rate
-    progress = ops.minimum(t, config.decay_steps) / config.decay_steps
-    return final + (config.learning_rate - final) * half_cosine(ops, progress)
+    progress = ops.minimum(t, config.decay_steps)
+    progress /= config.decay_steps
+    value = half_cosine(ops, progress)
+    value *= config.learning_rate - final
+    value += final
+    return value
 
 
 @register_schedule(
@@ -138,8 +146,13 @@ def polynomial_decay(config: PolynomialDecay, t: Number, ops: Ops) -> Number:
       [1.0, 0.25, 0.0, 0.0]
     """
     final = config.final_learning_rate
-    remaining = 1.0 - ops.minimum(t, config.decay_steps) / config.decay_steps
-    return (config.learning_rate - final) * remaining**config.power + final
+    value = ops.minimum(t, config.decay_steps)
+    value /= config.decay_steps
+    value = ops.rsub_(1.0, value)
+    value **= config.power
+    value *= config.learning_rate - final
+    value += final
+    return value
 
 
 def _exponential_discontinuities(config: ExponentialDecay) -> list[int]:
@@ -176,10 +189,11 @@ def exponential_decay(config: ExponentialDecay, t: Number, ops: Ops) -> Number:
     """
     decay_steps = config.decay_steps
     exponent = ops.floor_divide(t, decay_steps) if config.staircase else t / decay_steps
-    value = config.learning_rate * ops.power(config.decay_rate, exponent)
+    value = ops.power_(config.decay_rate, exponent)
+    value *= config.learning_rate
     if config.final_learning_rate == 0.0:
         return value
-    return ops.maximum(value, config.final_learning_rate)
+    return ops.maximum_(value, config.final_learning_rate)
 
 
 @register_schedule(
@@ -232,7 +246,9 @@ def inverse_sqrt(config: InverseSqrt, t: Number, ops: Ops) -> Number:
       [0.0, 0.5, 1.0, 0.5, 0.1]
     """
     timescale = config.timescale
-    return config.learning_rate * ops.sqrt(timescale / (t + timescale))
+    value = ops.sqrt_(ops.rdiv_(timescale, t + timescale))
+    value *= config.learning_rate
+    return value
 
 
 @register_schedule(
@@ -266,14 +282,17 @@ def warmup_stable_decay(config: WarmupStableDecay, t: Number, ops: Ops) -> Numbe
       [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
     """
     final, stable_steps, decay_steps = config.final_learning_rate, config.stable_steps, config.decay_steps
-    progress = ops.minimum(ops.maximum(t - stable_steps, 0), decay_steps) / decay_steps
+    progress = ops.minimum_(ops.maximum_(t - stable_steps, 0), decay_steps)
+    progress /= decay_steps
     if config.decay_shape == "linear":
-        shape = 1.0 - progress
+        shape = ops.rsub_(1.0, progress)
     elif config.decay_shape == "cosine":
         shape = half_cosine(ops, progress)
     else:
-        shape = (1.0 - progress) / (1.0 + ops.sqrt(progress))
-    decayed = final + (config.learning_rate - final) * shape
+        shape = 1.0 - progress
+        shape /= ops.sqrt_(progress) + 1.0
+    shape *= config.learning_rate - final
+    shape += final
     if stable_steps == 0:
-        return decayed
-    return ops.where(t < stable_steps, config.learning_rate, decayed)
+        return shape
+    return ops.fill_where_(t < stable_steps, config.learning_rate, shape)

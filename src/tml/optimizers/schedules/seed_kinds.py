@@ -107,5 +107,10 @@ def linear_ramp_to_cosine(config: LinearRampToCosine, t: Number, ops: Ops) -> Nu
     """
     peak, final = config.learning_rate, config.final_learning_rate
     ramp, end = config.num_ramp_steps, config.final_num_steps
-    cosine = final + (peak - final) * half_cosine(ops, (t - ramp) / (end - ramp))
-    return ops.where(t < ramp, peak / ramp * t, ops.where(t <= end, cosine, final))
+    progress = t - ramp
+    progress /= end - ramp
+    cosine = half_cosine(ops, progress)
+    cosine *= peak - final
+    cosine += final
+    decayed = ops.fill_where_(t > end, final, cosine)
+    return ops.where(t < ramp, peak / ramp * t, decayed)

@@ -38,9 +38,12 @@ def with_warmup(body: Body[ConfigT]) -> Body[ConfigT]:
             return body(config, step, ops)
         start = config.warmup_start_learning_rate
         first_value = body(config, 0, SCALAR)
-        ramp = start + (first_value - start) * (step / warmup_steps)
-        after = body(config, ops.maximum(step - warmup_steps, 0), ops)
-        return ops.where(step < warmup_steps, ramp, after)
+        in_warmup = step < warmup_steps
+        ramp = step / warmup_steps
+        ramp *= first_value - start
+        ramp += start
+        after = body(config, ops.maximum_(step - warmup_steps, 0), ops)
+        return ops.where(in_warmup, ramp, after)
 
     return formula
 
