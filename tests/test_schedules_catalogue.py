@@ -810,3 +810,13 @@ def test_numpy_steps_give_a_numpy_array(steps: str) -> None:
     values = compute_lr(schedule, numpy.arange(50, dtype=numpy.int64))
     assert isinstance(values, numpy.ndarray) and values.dtype == numpy.float64
     assert values.tolist() == [compute_lr(schedule, step) for step in range(50)]
+
+
+def test_every_schedule_of_the_examples_file_loads() -> None:
+    path = Path(__file__).resolve().parents[1] / "examples" / "schedules.yaml"
+    names = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert names
+    for name in names:
+        schedule = load_config_from_yaml(LearningRate, path, key=name)
+        values = compute_lr(schedule, torch.arange(0, 200_000, 997))
+        assert torch.isfinite(values).all(), name

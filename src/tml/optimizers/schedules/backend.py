@@ -48,7 +48,7 @@ class ScalarOps:
         return if_true if condition else if_false
 
     @staticmethod
-    def fill_where_(condition: Number, value: float, x: Number) -> Number:
+    def fill_where_(condition: Number, value: Number, x: Number) -> Number:
         """``value`` where ``condition`` holds, else ``x`` (on tensors: ``x`` overwritten)."""
         return value if condition else x
 
@@ -180,7 +180,9 @@ class TensorOps:
         return torch.where(condition, if_true, if_false)
 
     @staticmethod
-    def fill_where_(condition: Number, value: float, x: Number) -> Number:
+    def fill_where_(condition: Number, value: Number, x: Number) -> Number:
+        if isinstance(value, torch.Tensor):
+            return torch.where(condition, value, x, out=x)
         return x.masked_fill_(condition, value)
 
     @staticmethod
@@ -205,15 +207,15 @@ class TensorOps:
 
     @staticmethod
     def bisect_right(sorted_values: Sequence[float], x: torch.Tensor) -> torch.Tensor:
-        return torch.searchsorted(torch.tensor(list(sorted_values), dtype=x.dtype), x, right=True)
+        return torch.bucketize(x, torch.tensor(list(sorted_values), dtype=x.dtype), right=True)
 
     @staticmethod
     def bisect_left(sorted_values: Sequence[float], x: torch.Tensor) -> torch.Tensor:
-        return torch.searchsorted(torch.tensor(list(sorted_values), dtype=x.dtype), x, right=False)
+        return torch.bucketize(x, torch.tensor(list(sorted_values), dtype=x.dtype), right=False)
 
     @staticmethod
     def take(values: Sequence[float], index: torch.Tensor) -> torch.Tensor:
-        return torch.take(_table(values), index)
+        return _table(values).index_select(0, index)
 
     @staticmethod
     def full_like(t: torch.Tensor, value: float) -> torch.Tensor:
@@ -236,18 +238,18 @@ class TensorOps:
         while starts[-1] <= 2**53:
             starts.append(starts[-1] * multiplier + first_cycle_steps)
         start_table = _table(starts)
-        index = torch.searchsorted(start_table, t, right=True).sub_(1)
+        index = torch.bucketize(t, start_table, right=True).sub_(1)
         lengths = _table([first_cycle_steps * multiplier**cycle for cycle in range(len(starts))])
-        return index.to(torch.float64), torch.take(start_table, index), torch.take(lengths, index)
+        return index.to(torch.float64), start_table.index_select(0, index), lengths.index_select(0, index)
 
     @staticmethod
     def interpolate(boundaries: Sequence[int], values: Sequence[float], t: torch.Tensor) -> torch.Tensor:
         """As :meth:`ScalarOps.interpolate`, vectorized (same tables, same operations)."""
         anchors, levels, slopes = (_table(table) for table in interpolation_tables(boundaries, values))
-        index = torch.searchsorted(_table(boundaries), t, right=True)
-        value = t - torch.take(anchors, index)
-        value *= torch.take(slopes, index)
-        value += torch.take(levels, index)
+        index = torch.bucketize(t, _table(boundaries), right=True)
+        value = t - anchors.index_select(0, index)
+        value *= slopes.index_select(0, index)
+        value += levels.index_select(0, index)
         return value
 
     @staticmethod
@@ -255,7 +257,7 @@ class TensorOps:
         t: torch.Tensor, starts: Sequence[int], pieces: Sequence[Callable[[Number], Number]]
     ) -> torch.Tensor:
         """As :meth:`ScalarOps.join`: each piece is evaluated only on the steps of its phase."""
-        index = torch.searchsorted(torch.tensor(list(starts), dtype=t.dtype), t, right=True)
+        index = torch.bucketize(t, torch.tensor(list(starts), dtype=t.dtype), right=True)
         result = torch.empty_like(t, dtype=torch.float64)
         for phase, (start, piece) in enumerate(zip(starts, pieces, strict=True)):
             mask = index == phase + 1

@@ -176,7 +176,7 @@ def cyclic(config: Cyclic, t: Number, ops: Ops) -> Number:
     rise = position / up
     fall = ops.rsub_(total, position)
     fall /= down
-    value = ops.where(rising, rise, fall)
+    value = ops.fill_where_(rising, rise, fall)
     value *= config.max_learning_rate - config.base_learning_rate
     if config.mode == "triangular2":
         value *= ops.power_(0.5, cycle)

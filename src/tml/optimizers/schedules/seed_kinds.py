@@ -113,4 +113,4 @@ def linear_ramp_to_cosine(config: LinearRampToCosine, t: Number, ops: Ops) -> Nu
     cosine *= peak - final
     cosine += final
     decayed = ops.fill_where_(t > end, final, cosine)
-    return ops.where(t < ramp, peak / ramp * t, decayed)
+    return ops.fill_where_(t < ramp, peak / ramp * t, decayed)

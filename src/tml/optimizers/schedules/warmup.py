@@ -43,7 +43,7 @@ def with_warmup(body: Body[ConfigT]) -> Body[ConfigT]:
         ramp *= first_value - start
         ramp += start
         after = body(config, ops.maximum_(step - warmup_steps, 0), ops)
-        return ops.where(in_warmup, ramp, after)
+        return ops.fill_where_(in_warmup, ramp, after)
 
     return formula
 
