@@ -267,6 +267,11 @@ def test_cosine_with_restarts_is_exact_at_huge_steps() -> None:
     cycle_starts = [first * (multiplier**i - 1) // (multiplier - 1) for i in range(1, 26)]
     steps = [0, 6, 7, 8, *cycle_starts, *(s - 1 for s in cycle_starts), HUGE_STEP, HUGE_STEP - 1, 2**52]
     _assert_golden(schedule, [(step, reference(step), f"cycle walk at {step}") for step in steps])
+    # The scalar path counts cycles with exact integers, also far beyond float64's 2**53:
+    # the cycle starts s_i themselves, where a float estimate of the index is most fragile.
+    for step in (10**30, first * (multiplier**60 - 1) // (multiplier - 1)):
+        for nearby in (step - 1, step, step + 1):
+            assert math.isclose(compute_lr(schedule, nearby), reference(nearby), rel_tol=1e-12), nearby
 
 
 @pytest.mark.parametrize("mode", ["triangular", "triangular2", "exp_range"])
