@@ -39,3 +39,9 @@ PositiveSteps = Annotated[int, _NoBool, pydantic.Field(gt=0)]
 
 NonNegativeSteps = Annotated[int, _NoBool, pydantic.Field(ge=0)]
 """A step index or a number of optimizer steps ≥ 0."""
+
+DecayFactor = Annotated[float, _NoBool, pydantic.Field(gt=0.0, le=1.0, allow_inf_nan=False)]
+"""A multiplicative decay factor in (0, 1]: 1 keeps the value, 0.5 halves it."""
+
+PositiveInteger = Annotated[int, _NoBool, pydantic.Field(ge=1)]
+"""An integer ≥ 1 that is not a number of steps, such as a cycle-length multiplier."""

@@ -5,13 +5,19 @@ what Python's operators do not: ``cos``, ``where``, ``bisect_right``… With :da
 a Python ``int`` and the result a ``float``; with :data:`TENSOR`, ``t`` is a float64 tensor of steps
 and the result a float64 tensor, computed without a Python loop over the steps. Both paths run the
 same operations in the same order, so they agree to the last few ulps.
+
+Speed: on the tensor backend every new 1,000,000-element buffer costs more than the arithmetic on it,
+so formulas create few buffers and then work in place. The operations whose names end in ``_``
+(``sin_``, ``minimum_``…) and Python's augmented assignments (``x *= c``) overwrite a tensor
+argument and return it; on the scalar backend they simply return the new value. A formula only
+ever overwrites a buffer it created itself, never its argument ``t``.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -25,21 +31,56 @@ class ScalarOps:
 
     pi = math.pi
     cos = staticmethod(math.cos)
+    sin = staticmethod(math.sin)
     sqrt = staticmethod(math.sqrt)
     exp = staticmethod(math.exp)
     log = staticmethod(math.log)
     floor = staticmethod(math.floor)
     minimum = staticmethod(min)
     maximum = staticmethod(max)
+    minimum_ = staticmethod(min)
+    maximum_ = staticmethod(max)
+    sin_ = staticmethod(math.sin)
+    sqrt_ = staticmethod(math.sqrt)
 
     @staticmethod
-    def where(condition: bool, if_true: Number, if_false: Number) -> Number:
+    def where(condition: Number, if_true: Number, if_false: Number) -> Number:
         return if_true if condition else if_false
+
+    @staticmethod
+    def fill_where_(condition: Number, value: Number, x: Number) -> Number:
+        """``value`` where ``condition`` holds, else ``x`` (on tensors: ``x`` overwritten)."""
+        return value if condition else x
+
+    @staticmethod
+    def rsub_(value: Number, x: Number) -> Number:
+        """``value - x`` (on tensors: ``x`` overwritten)."""
+        return value - x
+
+    @staticmethod
+    def rdiv_(value: float, x: Number) -> Number:
+        """``value / x`` (on tensors: ``x`` overwritten)."""
+        return value / x
+
+    @staticmethod
+    def power_(base: float, exponent: Number) -> Number:
+        """``base ** exponent`` (on tensors: ``exponent`` overwritten)."""
+        return base**exponent
+
+    @staticmethod
+    def floor_divide(numerator: Number, denominator: int) -> Number:
+        """``numerator // denominator``: exact integer arithmetic for an ``int`` step."""
+        return numerator // denominator
 
     @staticmethod
     def bisect_right(sorted_values: Sequence[float], x: Number) -> Number:
         """The number of ``sorted_values`` that are ≤ ``x``."""
         return bisect.bisect_right(sorted_values, x)
+
+    @staticmethod
+    def bisect_left(sorted_values: Sequence[float], x: Number) -> Number:
+        """The number of ``sorted_values`` that are < ``x``."""
+        return bisect.bisect_left(sorted_values, x)
 
     @staticmethod
     def take(values: Sequence[float], index: Number) -> Number:
@@ -49,12 +90,52 @@ class ScalarOps:
     def full_like(t: Number, value: float) -> Number:
         return value
 
+    @staticmethod
+    def geometric_cycle(t: Number, first_cycle_steps: int, multiplier: int) -> tuple[Number, Number, Number]:
+        """``(index, start, length)`` of the cycle that holds step ``t``, cycle ``i`` being
+        ``first_cycle_steps * multiplier ** i`` steps long; in closed form, exact for an ``int`` step.
+
+        The index is estimated with a logarithm, then corrected by ±1 with exact integer arithmetic.
+        """
+        if multiplier == 1:
+            index = t // first_cycle_steps
+            return index, index * first_cycle_steps, first_cycle_steps
+
+        def start_of(cycle: int) -> int:
+            return first_cycle_steps * (multiplier**cycle - 1) // (multiplier - 1)
+
+        estimate = math.log(t * (multiplier - 1) / first_cycle_steps + 1) / math.log(multiplier)
+        index = max(math.floor(estimate), 0)
+        while index > 0 and start_of(index) > t:
+            index -= 1
+        while start_of(index + 1) <= t:
+            index += 1
+        return index, start_of(index), first_cycle_steps * multiplier**index
+
+    @staticmethod
+    def interpolate(boundaries: Sequence[int], values: Sequence[float], t: Number) -> Number:
+        """Linear interpolation through ``(boundaries[i], values[i])``; the end values outside."""
+        anchors, levels, slopes = interpolation_tables(boundaries, values)
+        index = bisect.bisect_right(boundaries, t)
+        return levels[index] + (t - anchors[index]) * slopes[index]
+
+    @staticmethod
+    def join(t: Number, starts: Sequence[int], pieces: Sequence[Callable[[Number], Number]]) -> Number:
+        """``pieces[i](t - starts[i])`` for the last ``starts[i] <= t`` (``starts[0]`` is 0)."""
+        index = bisect.bisect_right(starts, t) - 1
+        return pieces[index](t - starts[index])
+
+
+def _table(values: Sequence[float]) -> torch.Tensor:
+    return torch.tensor(list(values), dtype=torch.float64)
+
 
 class TensorOps:
     """float64 tensors of steps: the backend of vectorized ``compute_lr``."""
 
     pi = math.pi
     cos = staticmethod(torch.cos)
+    sin = staticmethod(torch.sin)
     sqrt = staticmethod(torch.sqrt)
     exp = staticmethod(torch.exp)
     log = staticmethod(torch.log)
@@ -77,25 +158,142 @@ class TensorOps:
         return torch.maximum(a, b)
 
     @staticmethod
+    def minimum_(x: Number, bound: float) -> Number:
+        return x.clamp_(max=bound)
+
+    @staticmethod
+    def maximum_(x: Number, bound: float) -> Number:
+        return x.clamp_(min=bound)
+
+    @staticmethod
+    def sin_(x: Number) -> Number:
+        return x.sin_()
+
+    @staticmethod
+    def sqrt_(x: Number) -> Number:
+        return x.sqrt_()
+
+    @staticmethod
     def where(condition: torch.Tensor, if_true: Number, if_false: Number) -> Number:
         if not isinstance(if_true, torch.Tensor) and not isinstance(if_false, torch.Tensor):
             if_true = torch.full_like(condition, if_true, dtype=torch.float64)
         return torch.where(condition, if_true, if_false)
 
     @staticmethod
+    def fill_where_(condition: Number, value: Number, x: Number) -> Number:
+        if isinstance(value, torch.Tensor):
+            return torch.where(condition, value, x, out=x)
+        return x.masked_fill_(condition, value)
+
+    @staticmethod
+    def rsub_(value: Number, x: Number) -> Number:
+        # -x + value is value - x exactly (IEEE subtraction adds the negation).
+        return x.neg_().add_(value)
+
+    @staticmethod
+    def rdiv_(value: float, x: Number) -> Number:
+        return torch.div(torch.tensor(value, dtype=torch.float64), x, out=x)
+
+    @staticmethod
+    def power_(base: float, exponent: Number) -> Number:
+        return torch.pow(base, exponent, out=exponent)
+
+    @staticmethod
+    def floor_divide(numerator: torch.Tensor, denominator: int) -> torch.Tensor:
+        """``floor(numerator / denominator)``: exact for integer-valued ``numerator`` and
+        ``denominator`` whose sum is below 2**53 (a correctly rounded quotient ``k - r/d`` cannot
+        round up to ``k`` there), so it equals the scalar path's ``//``."""
+        return (numerator / denominator).floor_()
+
+    @staticmethod
     def bisect_right(sorted_values: Sequence[float], x: torch.Tensor) -> torch.Tensor:
-        table = torch.tensor(list(sorted_values), dtype=x.dtype)
-        return torch.searchsorted(table, x, right=True)
+        return torch.bucketize(x, torch.tensor(list(sorted_values), dtype=x.dtype), right=True)
+
+    @staticmethod
+    def bisect_left(sorted_values: Sequence[float], x: torch.Tensor) -> torch.Tensor:
+        return torch.bucketize(x, torch.tensor(list(sorted_values), dtype=x.dtype), right=False)
 
     @staticmethod
     def take(values: Sequence[float], index: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(list(values), dtype=torch.float64)[index]
+        return _table(values).index_select(0, index)
 
     @staticmethod
     def full_like(t: torch.Tensor, value: float) -> torch.Tensor:
         return torch.full_like(t, value, dtype=torch.float64)
 
+    @staticmethod
+    def geometric_cycle(
+        t: torch.Tensor, first_cycle_steps: int, multiplier: int
+    ) -> tuple[torch.Tensor, torch.Tensor, Number]:
+        """As :meth:`ScalarOps.geometric_cycle`, on float64 steps (exact below 2**53).
+
+        For ``multiplier > 1`` there are at most 54 cycle starts below 2**53, so the cycle is found
+        by a binary search in the table of their exact integer values: the same index as the scalar
+        path's corrected logarithm, in a handful of vectorized operations.
+        """
+        if multiplier == 1:
+            index = (t / first_cycle_steps).floor_()
+            return index, index * first_cycle_steps, first_cycle_steps
+        starts = [0]
+        while starts[-1] <= 2**53:
+            starts.append(starts[-1] * multiplier + first_cycle_steps)
+        start_table = _table(starts)
+        index = torch.bucketize(t, start_table, right=True).sub_(1)
+        lengths = _table([first_cycle_steps * multiplier**cycle for cycle in range(len(starts))])
+        return index.to(torch.float64), start_table.index_select(0, index), lengths.index_select(0, index)
+
+    @staticmethod
+    def interpolate(boundaries: Sequence[int], values: Sequence[float], t: torch.Tensor) -> torch.Tensor:
+        """As :meth:`ScalarOps.interpolate`, vectorized (same tables, same operations)."""
+        anchors, levels, slopes = (_table(table) for table in interpolation_tables(boundaries, values))
+        index = torch.bucketize(t, _table(boundaries), right=True)
+        value = t - anchors.index_select(0, index)
+        value *= slopes.index_select(0, index)
+        value += levels.index_select(0, index)
+        return value
+
+    @staticmethod
+    def join(
+        t: torch.Tensor, starts: Sequence[int], pieces: Sequence[Callable[[Number], Number]]
+    ) -> torch.Tensor:
+        """As :meth:`ScalarOps.join`: each piece is evaluated only on the steps of its phase."""
+        index = torch.bucketize(t, torch.tensor(list(starts), dtype=t.dtype), right=True)
+        result = torch.empty_like(t, dtype=torch.float64)
+        for phase, (start, piece) in enumerate(zip(starts, pieces, strict=True)):
+            mask = index == phase + 1
+            values = piece(t[mask] - start)
+            result[mask] = values
+        return result
+
+
+Ops = ScalarOps | TensorOps
+
+
+def interpolation_tables(
+    boundaries: Sequence[int], values: Sequence[float]
+) -> tuple[list[float], list[float], list[float]]:
+    """Per piece ``k = bisect_right(boundaries, t)`` (``0..n``): the anchor step, the value there and
+    the slope, so that the interpolation is ``level[k] + (t - anchor[k]) * slope[k]``; the pieces
+    before the first and after the last point are flat, so the end values hold exactly."""
+    count = len(boundaries)
+    slopes = [(values[i + 1] - values[i]) / (boundaries[i + 1] - boundaries[i]) for i in range(count - 1)]
+    anchors = [float(boundaries[0]), *map(float, boundaries)]
+    levels = [values[0], *values]
+    return anchors, levels, [0.0, *slopes, 0.0]
+
+
+def half_cosine(ops: Ops, progress: Number) -> Number:
+    """``(1 + cos(pi * progress)) / 2`` for ``progress`` in [0, 1], computed as
+    ``sin(pi / 2 * (1 - progress)) ** 2``: the same value, but without the cancellation of
+    ``1 + cos`` near ``progress = 1``, so both backends agree to a few ulps relative even where the
+    value is tiny; exactly 1 at 0 and exactly 0 at 1. On tensors ``progress`` is overwritten.
+    """
+    wave = ops.rsub_(1.0, progress)
+    wave *= ops.pi / 2
+    wave = ops.sin_(wave)
+    wave *= wave
+    return wave
+
 
 SCALAR = ScalarOps()
 TENSOR = TensorOps()
-Ops = ScalarOps | TensorOps

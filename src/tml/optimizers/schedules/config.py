@@ -9,18 +9,20 @@ from pydantic.json_schema import JsonDict
 
 from tml.core.config import BaseConfig
 from tml.optimizers.fields import LearningRateValue, NonNegativeSteps, PositiveSteps
+from tml.optimizers.schedules.cyclic_configs import CosineWithRestarts, Cyclic, OneCycle
+from tml.optimizers.schedules.decay_configs import (
+    CosineDecay,
+    ExponentialDecay,
+    InverseSqrt,
+    Linear,
+    MultistepDecay,
+    PiecewiseLinear,
+    PolynomialDecay,
+    WarmupStableDecay,
+)
+from tml.optimizers.schedules.rules import require_strictly_increasing
 
 _ONE_OF_LR: JsonDict = {"one_of": "lr"}
-
-
-def _require_strictly_increasing(name: str, values: list[int]) -> list[int]:
-    for index in range(1, len(values)):
-        if values[index] <= values[index - 1]:
-            raise ValueError(
-                f"{name} must be strictly increasing, got {values[index]} at index {index} "
-                f"after {values[index - 1]}"
-            )
-    return values
 
 
 class PiecewiseConstant(BaseConfig):
@@ -37,7 +39,7 @@ class PiecewiseConstant(BaseConfig):
     @pydantic.field_validator("learning_rate_boundaries")
     @classmethod
     def _boundaries_increase(cls, boundaries: list[int]) -> list[int]:
-        return _require_strictly_increasing("learning_rate_boundaries", boundaries)
+        return require_strictly_increasing("learning_rate_boundaries", boundaries)
 
     @pydantic.field_validator("learning_rate_values")
     @classmethod
@@ -86,6 +88,48 @@ class LinearRampToCosine(BaseConfig):
         return final_num_steps
 
 
+class SequencePhase(BaseConfig):
+    """One phase of a ``sequence``: a schedule that runs for ``steps`` steps (the last: for ever)."""
+
+    steps: PositiveSteps | None = pydantic.Field(
+        None,
+        description="Number of steps of this phase (≥ 1); required on every phase but the last, "
+        "forbidden on the last.",
+    )
+    schedule: LearningRate = pydantic.Field(
+        description="The schedule of this phase; it sees the step counted from the start of the phase."
+    )
+
+
+class ScheduleSequence(pydantic.RootModel[list[SequencePhase]]):
+    """Schedules one after the other; each sees the step relative to the start of its phase."""
+
+    @pydantic.field_validator("root")
+    @classmethod
+    def _well_formed(cls, phases: list[SequencePhase]) -> list[SequencePhase]:
+        if not phases:
+            raise ValueError("a sequence needs at least one phase, got none")
+        last = len(phases) - 1
+        for index, phase in enumerate(phases):
+            if index < last and phase.steps is None:
+                raise ValueError(
+                    f"phase {index} of {len(phases)} has no steps: every phase but the last needs "
+                    f"steps ≥ 1, got steps=None"
+                )
+            if index == last and phase.steps is not None:
+                raise ValueError(
+                    f"the last phase ({index}) runs until the end and takes no steps, got steps={phase.steps}"
+                )
+        return phases
+
+    def phase_starts(self) -> list[int]:
+        """The step at which each phase starts: 0, then the running sum of ``steps``."""
+        starts = [0]
+        for phase in self.root[:-1]:
+            starts.append(starts[-1] + (phase.steps or 0))
+        return starts
+
+
 class LearningRate(BaseConfig):
     """A learning-rate schedule: exactly one of the keys below is set.
 
@@ -107,6 +151,44 @@ class LearningRate(BaseConfig):
         None, json_schema_extra=_ONE_OF_LR, description=PiecewiseConstant.__doc__
     )
 
+    linear: Linear | None = pydantic.Field(None, json_schema_extra=_ONE_OF_LR, description=Linear.__doc__)
+    piecewise_linear: PiecewiseLinear | None = pydantic.Field(
+        None, json_schema_extra=_ONE_OF_LR, description=PiecewiseLinear.__doc__
+    )
+    cosine_decay: CosineDecay | None = pydantic.Field(
+        None, json_schema_extra=_ONE_OF_LR, description=CosineDecay.__doc__
+    )
+    polynomial_decay: PolynomialDecay | None = pydantic.Field(
+        None, json_schema_extra=_ONE_OF_LR, description=PolynomialDecay.__doc__
+    )
+    exponential_decay: ExponentialDecay | None = pydantic.Field(
+        None, json_schema_extra=_ONE_OF_LR, description=ExponentialDecay.__doc__
+    )
+    multistep_decay: MultistepDecay | None = pydantic.Field(
+        None, json_schema_extra=_ONE_OF_LR, description=MultistepDecay.__doc__
+    )
+    inverse_sqrt: InverseSqrt | None = pydantic.Field(
+        None, json_schema_extra=_ONE_OF_LR, description=InverseSqrt.__doc__
+    )
+    cosine_with_restarts: CosineWithRestarts | None = pydantic.Field(
+        None, json_schema_extra=_ONE_OF_LR, description=CosineWithRestarts.__doc__
+    )
+    warmup_stable_decay: WarmupStableDecay | None = pydantic.Field(
+        None, json_schema_extra=_ONE_OF_LR, description=WarmupStableDecay.__doc__
+    )
+    one_cycle: OneCycle | None = pydantic.Field(
+        None, json_schema_extra=_ONE_OF_LR, description=OneCycle.__doc__
+    )
+    cyclic: Cyclic | None = pydantic.Field(None, json_schema_extra=_ONE_OF_LR, description=Cyclic.__doc__)
+    sequence: ScheduleSequence | None = pydantic.Field(
+        None, json_schema_extra=_ONE_OF_LR, description=ScheduleSequence.__doc__
+    )
+
     def kind(self) -> Any:
         """The config of the chosen kind (a float for ``constant``)."""
         return self.chosen("lr")[1]
+
+
+SequencePhase.model_rebuild()
+ScheduleSequence.model_rebuild()
+LearningRate.model_rebuild()

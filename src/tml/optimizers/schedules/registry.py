@@ -26,7 +26,14 @@ class ScheduleKind:
     bounds: Callable[[Any], tuple[float, float]]
     """The least and greatest value the schedule takes over all steps ≥ 0."""
     milestones: Callable[[Any], list[int]]
-    """The steps where the formula changes piece (phase ends), ascending."""
+    """The steps where the formula changes piece (phase ends), ascending; for a periodic schedule,
+    those of its first cycles."""
+    discontinuities: Callable[[Any], list[int]]
+    """The milestones where the value jumps; the formula is continuous at every other one."""
+
+
+def _no_discontinuity(_: Any) -> list[int]:
+    return []
 
 
 SCHEDULES: dict[type, ScheduleKind] = {}
@@ -39,13 +46,20 @@ def register_schedule(
     *,
     bounds: Callable[[Any], tuple[float, float]],
     milestones: Callable[[Any], list[int]],
+    discontinuities: Callable[[Any], list[int]] = _no_discontinuity,
 ) -> Callable[[FormulaT], FormulaT]:
-    """Register ``formula(config, t, ops)`` as the schedule of ``LearningRate.<key>``."""
+    """Register ``formula(config, t, ops)`` as the schedule of ``LearningRate.<key>``.
+
+    ``bounds``, ``milestones`` and ``discontinuities`` are functions of the kind's config: see
+    :class:`ScheduleKind`. The tests check every registered kind against them.
+    """
 
     def register(formula: FormulaT) -> FormulaT:
         if config_class in SCHEDULES:
             raise ValueError(f"a schedule is already registered for {config_class.__name__}")
-        SCHEDULES[config_class] = ScheduleKind(key, config_class, formula, bounds, milestones)
+        SCHEDULES[config_class] = ScheduleKind(
+            key, config_class, formula, bounds, milestones, discontinuities
+        )
         return formula
 
     return register
@@ -142,3 +156,9 @@ def schedule_milestones(lr_config: LearningRate | Any) -> list[int]:
     """The steps at which the schedule changes phase, ascending."""
     entry, kind_config = schedule_kind(lr_config)
     return entry.milestones(kind_config)
+
+
+def schedule_discontinuities(lr_config: LearningRate | Any) -> list[int]:
+    """The milestones at which the schedule's value jumps, ascending."""
+    entry, kind_config = schedule_kind(lr_config)
+    return entry.discontinuities(kind_config)

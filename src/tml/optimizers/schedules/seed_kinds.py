@@ -5,7 +5,7 @@ Their semantics are the contract: they stay exactly as the original computed the
 
 from __future__ import annotations
 
-from tml.optimizers.schedules.backend import Number, Ops
+from tml.optimizers.schedules.backend import Number, Ops, half_cosine
 from tml.optimizers.schedules.config import (
     LinearRampToConstant,
     LinearRampToCosine,
@@ -33,6 +33,7 @@ def constant(value: float, t: Number, ops: Ops) -> Number:
     PiecewiseConstant,
     bounds=lambda c: (min(c.learning_rate_values), max(c.learning_rate_values)),
     milestones=lambda c: list(c.learning_rate_boundaries),
+    discontinuities=lambda c: list(c.learning_rate_boundaries),
 )
 def piecewise_constant(config: PiecewiseConstant, t: Number, ops: Ops) -> Number:
     """Constant pieces that change at the boundaries.
@@ -89,13 +90,13 @@ def linear_ramp_to_cosine(config: LinearRampToCosine, t: Number, ops: Ops) -> Nu
 
        \\eta(t) = \\begin{cases}
          \\eta_{max} / R \\cdot t & t < R \\\\
-         \\eta_f + (\\eta_{max} - \\eta_f) \\cdot \\tfrac12 (1 + \\cos(\\pi (t - R) / (F - R)))
-           & R \\le t \\le F \\\\
+         \\eta_f + (\\eta_{max} - \\eta_f) \\cdot c(t) & R \\le t \\le F \\\\
          \\eta_f & t > F
-       \\end{cases}
+       \\end{cases}, \\quad c(t) = \\tfrac12 (1 + \\cos(\\pi (t - R) / (F - R)))
 
     where ``η_max`` is ``learning_rate``, ``η_f`` is ``final_learning_rate``, ``R`` is
-    ``num_ramp_steps`` and ``F`` is ``final_num_steps`` (``F > R``).
+    ``num_ramp_steps`` and ``F`` is ``final_num_steps`` (``F > R``). ``c`` is computed as
+    ``sin(π/2 · (1 - (t - R) / (F - R)))²``, the same value without cancellation near ``F``.
 
     Examples:
       >>> from tml.optimizers import compute_lr, LearningRate, LinearRampToCosine
@@ -106,5 +107,10 @@ def linear_ramp_to_cosine(config: LinearRampToCosine, t: Number, ops: Ops) -> Nu
     """
     peak, final = config.learning_rate, config.final_learning_rate
     ramp, end = config.num_ramp_steps, config.final_num_steps
-    cosine = final + (peak - final) * 0.5 * (1.0 + ops.cos(ops.pi * (t - ramp) / (end - ramp)))
-    return ops.where(t < ramp, peak / ramp * t, ops.where(t <= end, cosine, final))
+    progress = t - ramp
+    progress /= end - ramp
+    cosine = half_cosine(ops, progress)
+    cosine *= peak - final
+    cosine += final
+    decayed = ops.fill_where_(t > end, final, cosine)
+    return ops.fill_where_(t < ramp, peak / ramp * t, decayed)
