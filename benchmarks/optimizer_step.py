@@ -48,6 +48,7 @@ class StepResult:
     algorithm: str
     seconds: dict[str, float]
     floor: float
+    auto_choice: str
 
     @property
     def best_name(self) -> str:
@@ -73,9 +74,9 @@ def measure(layout: str, algorithm: str, bandwidth: float, repeats: int) -> Step
     if _default_to_fused_or_foreach(params, differentiable=False, use_fused=False) != (False, False):
         raise RuntimeError("torch's default is not the for-loop on this device: measure it separately")
     optimizers = {name: optimizer_class(params, **kwargs, **choice) for name, choice in TORCH_CHOICES.items()}
-    optimizers["auto"] = optimizer_class(
-        params, **kwargs, **implementation_kwargs(optimizer_class, params, "auto")
-    )
+    auto_kwargs = implementation_kwargs(optimizer_class, params, "auto")
+    optimizers["auto"] = optimizer_class(params, **kwargs, **auto_kwargs)
+    auto_choice = next(name for name, choice in TORCH_CHOICES.items() if choice == auto_kwargs)
     flat_params = _tensors(count, size, seed=1)
     flat_choice = implementation_kwargs(optimizer_class, [torch.empty(count * size)], "auto")
     flat = FlatOptimizer(flat_params, optimizer_class, **kwargs, **flat_choice)
@@ -84,7 +85,8 @@ def measure(layout: str, algorithm: str, bandwidth: float, repeats: int) -> Step
     variants["flat kernel"] = flat.inner.step
     seconds = interleaved_medians(variants, repeats)
     seconds["default"] = seconds["for_loop"]
-    return StepResult(layout, algorithm, seconds, bytes_per_param * count * size / bandwidth)
+    floor = bytes_per_param * count * size / bandwidth
+    return StepResult(layout, algorithm, seconds, floor, auto_choice)
 
 
 def run(repeats: int = 7) -> tuple[list[StepResult], float, list[tuple[str, float, float, str]]]:
@@ -93,11 +95,22 @@ def run(repeats: int = 7) -> tuple[list[StepResult], float, list[tuple[str, floa
     results = [
         measure(layout, algorithm, bandwidth, repeats) for layout in LAYOUTS for algorithm in ALGORITHMS
     ]
-    auto_vs_best = max(result.seconds["auto"] / result.best for result in results)
+    # auto builds the same optimizer as one of torch's choices; its ratio to the measured best is 1
+    # by construction when it picks the best, and the measured ratio is then timing noise.
+    picks_best = [result for result in results if result.auto_choice == result.best_name]
+    others = [result for result in results if result.auto_choice != result.best_name]
+    auto_vs_best = max((result.seconds["auto"] / result.best for result in others), default=1.0)
     default_vs_auto = min(result.seconds["default"] / result.seconds["auto"] for result in results)
     flat_vs_floor = max(result.seconds["flatten"] / result.floor for result in results)
+    kernel_vs_floor = max(result.seconds["flat kernel"] / result.floor for result in results)
     targets = [
-        ("auto / torch's best (max over rows)", auto_vs_best, 1.15, verdict(auto_vs_best, 1.15)),
+        (
+            f"auto / torch's best (auto picked the measured best in {len(picks_best)}/{len(results)} "
+            "rows; max over the other rows)",
+            auto_vs_best,
+            1.15,
+            verdict(auto_vs_best, 1.15),
+        ),
         (
             "default / auto (min over rows)",
             default_vs_auto,
@@ -105,6 +118,12 @@ def run(repeats: int = 7) -> tuple[list[StepResult], float, list[tuple[str, floa
             verdict(default_vs_auto, 2.0, lower_is_better=False),
         ),
         ("flatten / floor (max over rows)", flat_vs_floor, 1.2, verdict(flat_vs_floor, 1.2)),
+        (
+            "flat kernel (no gradient check) / floor (max over rows)",
+            kernel_vs_floor,
+            1.2,
+            verdict(kernel_vs_floor, 1.2),
+        ),
     ]
     return results, bandwidth, targets
 
@@ -112,19 +131,22 @@ def run(repeats: int = 7) -> tuple[list[StepResult], float, list[tuple[str, floa
 def table(results: list[StepResult]) -> str:
     """A Markdown table: milliseconds per step and the ratios the targets are about."""
     header = (
-        "| layout | optimizer | default (for-loop) ms | foreach ms | fused ms | torch best | auto ms "
-        "| flatten ms | flat kernel ms | floor ms | auto/best | default/auto | flatten/floor |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| layout | optimizer | default (for-loop) ms | foreach ms | fused ms | torch best | auto "
+        "| auto ms | flatten ms | flat kernel ms | floor ms | auto/best | default/auto | default/floor "
+        "| flatten/floor |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for result in results:
         ms = {name: value * 1e3 for name, value in result.seconds.items()}
         rows.append(
             f"| {result.layout} | {result.algorithm} | {ms['default']:.2f} | {ms['foreach']:.2f} "
-            f"| {ms['fused']:.2f} | {result.best_name} | {ms['auto']:.2f} | {ms['flatten']:.3f} "
+            f"| {ms['fused']:.2f} | {result.best_name} | {result.auto_choice} | {ms['auto']:.2f} "
+            f"| {ms['flatten']:.3f} "
             f"| {ms['flat kernel']:.3f} | {result.floor * 1e3:.3f} "
             f"| {result.seconds['auto'] / result.best:.2f} "
             f"| {result.seconds['default'] / result.seconds['auto']:.1f} "
+            f"| {result.seconds['default'] / result.floor:.1f} "
             f"| {result.seconds['flatten'] / result.floor:.2f} |"
         )
     return header + "\n".join(rows)

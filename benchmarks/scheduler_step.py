@@ -17,7 +17,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LinearLR, LRSc
 
 from benchmarks.common import interleaved_medians, verdict
 from tml.optimizers.scheduler import LRShim
-from tml.optimizers.schedules import LearningRate, LinearRampToCosine
+from tml.optimizers.schedules import LearningRate, LinearRampToCosine, compute_lr
 
 GROUP_COUNTS = (1, 16, 256)
 PEAK, FINAL, RAMP, TOTAL = 0.1, 1e-3, 100, 10**6
@@ -46,6 +46,10 @@ class ProposedLRShim(LRShim):
        ``__instancecheck__``): decide once per group at construction (and after a load) whether the
        group's ``lr`` is a tensor.
     2. Groups that share a schedule config evaluate it once per step.
+    3. The closure of a schedule binds its numbers as locals and evaluates only the branch of the
+       step (the registry's scalar formulas go through ``ops`` and evaluate every branch): shown
+       here for ``linear_ramp_to_cosine``, with the same float operations in the same order, so
+       the values are bit-identical to ``compute_lr``.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, lr_dict: dict[str, LearningRate]) -> None:
@@ -55,19 +59,54 @@ class ProposedLRShim(LRShim):
             unique.setdefault(config.model_dump_json(), len(unique)) for config in self.lr_dict.values()
         ]
         first = {slot: index for index, slot in reversed(list(enumerate(self._slot)))}
-        self._unique_functions = [self._lr_functions[first[slot]] for slot in range(len(unique))]
+        configs = list(self.lr_dict.values())
+        self._unique_functions = [
+            _fast_closure(configs[first[slot]]) or self._lr_functions[first[slot]]
+            for slot in range(len(unique))
+        ]
+        for step in (0, 1, RAMP - 1, RAMP, RAMP + 1, TOTAL // 3, TOTAL, TOTAL + 1):
+            for function, slot in zip(self._unique_functions, range(len(unique)), strict=True):
+                if function(step) != compute_lr(configs[first[slot]], step):
+                    raise AssertionError(f"the fast closure differs from compute_lr at step {step}")
 
     def _write_lrs(self) -> None:
+        slots = self.__dict__.get("_slot")
+        if slots is None:  # called by the base class's constructor, before ours has run
+            super()._write_lrs()
+            return
         step = self.last_epoch
-        unique_values = [lr_at(step) for lr_at in getattr(self, "_unique_functions", self._lr_functions)]
-        slots = getattr(self, "_slot", range(len(unique_values)))
-        values = [unique_values[slot] for slot in slots]
-        for group, value in zip(self.optimizer.param_groups, values, strict=True):
+        values = [lr_at(step) for lr_at in self._unique_functions]
+        for group, slot in zip(self.optimizer.param_groups, slots, strict=True):
             if type(group["lr"]) is float:
-                group["lr"] = value
+                group["lr"] = values[slot]
             else:
-                group["lr"].fill_(value)
-        self._last_lr = values
+                group["lr"].fill_(values[slot])
+        self._unique_values = values
+
+    def get_last_lr(self) -> list[float]:
+        """The learning rates last written, one float per group (expanded on demand)."""
+        values = self.__dict__.get("_unique_values")
+        if values is None:
+            return super().get_last_lr()
+        return [values[slot] for slot in self._slot]
+
+
+def _fast_closure(config: LearningRate) -> Callable[[int], float] | None:
+    kind = config.linear_ramp_to_cosine
+    if kind is None:
+        return None
+    peak, final = kind.learning_rate, kind.final_learning_rate
+    ramp, end = kind.num_ramp_steps, kind.final_num_steps
+    cos, pi = math.cos, math.pi
+
+    def lr_at(t: int) -> float:
+        if t < ramp:
+            return float(peak / ramp * t)
+        if t <= end:
+            return float(final + (peak - final) * 0.5 * (1.0 + cos(pi * (t - ramp) / (end - ramp))))
+        return float(final)
+
+    return lr_at
 
 
 def _lr_dict(groups: int) -> dict[str, LearningRate]:
