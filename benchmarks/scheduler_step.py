@@ -1,7 +1,8 @@
 """Benchmark 2: ``LRShim.step()`` vs torch's ``SequentialLR(LinearLR, CosineAnnealingLR)`` and ``LambdaLR``.
 
 The same warmup-then-cosine shape (100 ramp steps, then cosine to 1e-3 over 10**6 steps) on an SGD
-optimizer with 1, 16 and 256 param groups; the time is per ``scheduler.step()`` call.
+optimizer with 1, 16 and 256 param groups, each group with its own peak learning rate (so no two
+groups share a schedule config); the time is per ``scheduler.step()`` call.
 
 Run alone: ``python -m benchmarks.scheduler_step``.
 """
@@ -110,10 +111,15 @@ def _fast_closure(config: LearningRate) -> Callable[[int], float] | None:
 
 
 def _lr_dict(groups: int) -> dict[str, LearningRate]:
+    """One schedule per group, each with its own peak (as towers with their own learning rates):
+    sharing one config would let the proposed LRShim evaluate it once for all groups."""
     return {
         f"group_{index}": LearningRate(
             linear_ramp_to_cosine=LinearRampToCosine(
-                learning_rate=PEAK, num_ramp_steps=RAMP, final_learning_rate=FINAL, final_num_steps=TOTAL
+                learning_rate=PEAK * (1 + index / 1000),
+                num_ramp_steps=RAMP,
+                final_learning_rate=FINAL,
+                final_num_steps=TOTAL,
             )
         )
         for index in range(groups)
