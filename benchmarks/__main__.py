@@ -30,7 +30,9 @@ def main() -> None:
     if args.only in (None, "step"):
         results, bandwidth, step_targets = optimizer_step.run(args.repeats)
         print(f"## 1. Optimizer step (stream bandwidth {bandwidth / 1e9:.1f} GB/s)\n")
-        print(optimizer_step.table(results) + "\n", flush=True)
+        print(optimizer_step.table(results) + "\n")
+        print("Adam, `optimizer.step()` timed right after a backward pass:\n")
+        print(optimizer_step.after_backward_table(results) + "\n", flush=True)
         targets += step_targets
     if args.only in (None, "scheduler"):
         scheduler_results, scheduler_targets = scheduler_step.run()
