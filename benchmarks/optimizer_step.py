@@ -9,7 +9,8 @@ For each optimizer and layout, with gradients present:
 * ``auto``: ``implementation_kwargs(..., "auto")``;
 * ``flatten``: ``FlatOptimizer`` over the same parameters (with ``auto`` for the one flat tensor);
   ``flat kernel`` is its inner step alone, without the per-parameter gradient check;
-* ``floor``: bytes moved per parameter ÷ the stream bandwidth measured in this run (Adam and AdamW
+* ``floor``: bytes moved per parameter ÷ the stream bandwidth measured in this run (in-place add,
+  see ``benchmarks.common.stream_bandwidth``; Adam and AdamW
   read param, grad, exp_avg, exp_avg_sq and write three: 28 B in float32; SGD with momentum and
   Adagrad read three and write two: 20 B).
 
@@ -121,9 +122,12 @@ def step_after_backward(layout: str, algorithm: str, repeats: int) -> dict[str, 
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def run(repeats: int = 7) -> tuple[list[StepResult], float, list[tuple[str, float, float, str]]]:
-    """Measure every (layout, algorithm); returns the results, the bandwidth and the target rows."""
-    bandwidth = stream_bandwidth()
+def run(
+    repeats: int = 7,
+) -> tuple[list[StepResult], dict[str, float], list[tuple[str, float, float, str]]]:
+    """Measure every (layout, algorithm); returns the results, the bandwidths and the target rows."""
+    bandwidths = stream_bandwidth()
+    bandwidth = bandwidths["in-place add"]
     results = [
         measure(layout, algorithm, bandwidth, repeats) for layout in LAYOUTS for algorithm in ALGORITHMS
     ]
@@ -173,7 +177,7 @@ def run(repeats: int = 7) -> tuple[list[StepResult], float, list[tuple[str, floa
             verdict(kernel_vs_floor, 1.2),
         ),
     ]
-    return results, bandwidth, targets
+    return results, bandwidths, targets
 
 
 def table(results: list[StepResult]) -> str:
@@ -219,8 +223,8 @@ def after_backward_table(results: list[StepResult]) -> str:
 
 def main() -> None:
     torch.set_num_threads(1)
-    results, bandwidth, targets = run()
-    print(f"stream bandwidth (triad): {bandwidth / 1e9:.1f} GB/s")
+    results, bandwidths, targets = run()
+    print(", ".join(f"{name}: {value / 1e9:.1f} GB/s" for name, value in bandwidths.items()))
     print(table(results))
     print(after_backward_table(results))
     for name, value, target, outcome in targets:
