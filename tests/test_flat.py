@@ -86,6 +86,18 @@ def test_100_steps_equal_torch_for_loop(
     assert_parameters_close(model, reference)
 
 
+def test_named_parameters_keep_their_names_in_the_state_dict() -> None:
+    model, reference = make_model(), make_model()
+    flat = FlatOptimizer(model.named_parameters(), torch.optim.Adam, lr=1e-2, fused=True)
+    plain = torch.optim.Adam(reference.named_parameters(), lr=1e-2, foreach=False)
+    train(model, flat, 3)
+    train(reference, plain, 3)
+    assert_parameters_close(model, reference)
+    names = [name for name, _ in model.named_parameters()]
+    assert flat.param_groups[0]["param_names"] == names
+    assert flat.state_dict()["param_groups"][0]["param_names"] == names
+
+
 def test_one_buffer_per_group_dtype_and_device() -> None:
     model = make_model()
     optimizer = FlatOptimizer(groups_of(model), torch.optim.Adam, lr=0.1)

@@ -273,7 +273,8 @@ class FlatOptimizer(torch.optim.Optimizer):
     there (the inner optimizer's groups are refreshed from them at every step).
 
     Args:
-      params: parameters or param-group dicts, as for any torch optimizer.
+      params: parameters, ``(name, parameter)`` pairs or param-group dicts, as for any torch
+        optimizer.
       optimizer_class: an elementwise torch optimizer (see :data:`ELEMENTWISE_OPTIMIZERS`).
       model: the module the parameters belong to, if known: used to refuse sparse embeddings at
         construction (without it a sparse gradient is refused at the first step).
@@ -295,19 +296,19 @@ class FlatOptimizer(torch.optim.Optimizer):
 
     def __init__(
         self,
-        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        params: Iterable[Any],
         optimizer_class: type[torch.optim.Optimizer],
         *,
         model: torch.nn.Module | None = None,
         **optimizer_kwargs: Any,
     ) -> None:
         groups = _as_groups(params)
-        all_params = [param for group in groups for param in group["params"]]
+        all_params = [param for group in groups for param in _tensors_of(group)]
         check_flattenable(optimizer_class, all_params, model)
         self.buffers: list[FlatBuffer] = []
         for group_index, group in enumerate(groups):
             by_kind: dict[tuple[torch.dtype, torch.device], list[torch.nn.Parameter]] = defaultdict(list)
-            for param in group["params"]:
+            for param in _tensors_of(group):
                 by_kind[(param.dtype, param.device)].append(param)
             self.buffers.extend(make_flat_buffer(group_index, members) for members in by_kind.values())
         self.optimizer_class = optimizer_class
@@ -418,7 +419,12 @@ def _hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in group.items() if key not in _NOT_HYPERPARAMETERS}
 
 
-def _as_groups(params: Iterable[torch.Tensor] | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def _tensors_of(group: Mapping[str, Any]) -> list[Any]:
+    """A group's parameters; ``(name, tensor)`` pairs (from ``named_parameters()``) give the tensor."""
+    return [member[1] if isinstance(member, tuple) else member for member in group["params"]]
+
+
+def _as_groups(params: Iterable[Any]) -> list[dict[str, Any]]:
     items = list(params)
     if not items:
         raise ValueError("FlatOptimizer got an empty parameter list")
