@@ -444,3 +444,21 @@ def test_deepcopy_of_the_model_does_not_break_the_original() -> None:
     clone = copy.deepcopy(model)
     train(model, flat, 2)
     assert not torch.equal(next(clone.parameters()), next(model.parameters()))
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
+def test_a_real_dtensor_is_refused() -> None:
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    if dist.is_initialized():
+        pytest.skip("a process group is already initialized in this process")
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,))
+        parameter = torch.nn.Parameter(distribute_tensor(torch.zeros(4, 2), mesh, [Shard(0)]))
+        with pytest.raises(FlattenError, match=r"parameter 0 is a DTensor \(a tensor subclass"):
+            FlatOptimizer([parameter], torch.optim.Adam, lr=0.1)
+    finally:
+        dist.destroy_process_group()
