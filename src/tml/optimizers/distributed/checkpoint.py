@@ -29,6 +29,7 @@ import pydantic
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from tml.optimizers.scheduler import LRShim
@@ -142,6 +143,7 @@ def save_checkpoint(
     _on_rank_zero(prepare)
     model_state, optimizer_state = get_state_dict(model, optimizer)
     groups = _group_structure(optimizer_state)
+    shapes = _shapes(model_state)
     dcp.save(
         {"model": model_state, "optimizer": optimizer_state},
         checkpoint_id=temporary,
@@ -157,6 +159,7 @@ def save_checkpoint(
             "scheduler": scheduler.state_dict(),
             "config": None if config is None else config.model_dump(mode="json", exclude_none=True),
             "groups": groups,
+            "shapes": shapes,
             "extra": dict(extra or {}),
         }
         _write_manifest(temporary, manifest)
@@ -250,11 +253,19 @@ def load_checkpoint(
         raise ValueError(f"schedule_step must be >= 0, got {schedule_step}")
     path = Path(path)
     manifest = _broadcast_from_rank_zero(lambda: verify_checkpoint(path))
+    had_state = bool(optimizer.state)
     model_state, optimizer_state = get_state_dict(model, optimizer)
     differences = _differences(
-        manifest, _group_structure(optimizer_state), scheduler.state_dict(), config, reset_schedule
+        manifest,
+        _group_structure(optimizer_state),
+        _shapes(model_state),
+        scheduler.state_dict(),
+        config,
+        reset_schedule,
     )
     if differences:
+        if not had_state:  # get_state_dict initialized it by a step with zero gradients: undo
+            optimizer.state.clear()
         raise CheckpointError(
             f"checkpoint {path} does not fit this run, nothing was loaded: "
             + "; ".join(differences)
@@ -265,9 +276,14 @@ def load_checkpoint(
             )
         )
     # DCP loads into these dicts in place (tensors copied into, other values replaced).
-    dcp.load(
-        {"model": model_state, "optimizer": optimizer_state}, checkpoint_id=path, no_dist=not _distributed()
-    )
+    try:
+        dcp.load(
+            {"model": model_state, "optimizer": optimizer_state},
+            checkpoint_id=path,
+            no_dist=not _distributed(),
+        )
+    except CheckpointException as error:
+        raise CheckpointError(f"checkpoint {path}: DCP could not load it: {error}") from error
     set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state)
     if reset_schedule:
         scheduler_state = scheduler.state_dict()
@@ -284,6 +300,7 @@ def load_checkpoint(
 def _differences(
     manifest: dict[str, Any],
     groups: list[dict[str, Any]],
+    shapes: dict[str, list[int]],
     scheduler_state: dict[str, Any],
     config: pydantic.BaseModel | None,
     reset_schedule: bool,
@@ -293,6 +310,17 @@ def _differences(
         differences.append(
             f"param groups {_describe_groups(manifest['groups'])} in the checkpoint, "
             f"{_describe_groups(groups)} here"
+        )
+    differences += [
+        f"tensor {name!r}: shape {manifest['shapes'][name]} in the checkpoint, {shape} here"
+        for name, shape in shapes.items()
+        if name in manifest["shapes"] and manifest["shapes"][name] != shape
+    ]
+    missing = sorted(set(manifest["shapes"]) ^ set(shapes))
+    if missing:
+        differences.append(
+            f"model tensors only in the checkpoint or only here: {', '.join(missing[:8])}"
+            + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         )
     saved_config = manifest.get("config")
     if config is not None and saved_config is not None:
@@ -356,6 +384,11 @@ def _group_structure(optimizer_state: dict[str, Any]) -> list[dict[str, Any]]:
         {"name": group.get("name"), "params": [str(name) for name in group["params"]]}
         for group in optimizer_state["param_groups"]
     ]
+
+
+def _shapes(model_state: dict[str, Any]) -> dict[str, list[int]]:
+    """The global shape of every tensor of the model's state (a DTensor's ``shape`` is global)."""
+    return {name: list(value.shape) for name, value in model_state.items() if isinstance(value, torch.Tensor)}
 
 
 def _describe_groups(groups: list[dict[str, Any]]) -> str:
