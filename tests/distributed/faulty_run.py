@@ -1,18 +1,18 @@
 """Worker (under torchrun): the distributed example with faults injected, for the kill -9 tests.
 
-Options before ``--`` inject faults, once each (a marker file remembers that a fault happened, so
-the run that torchrun restarts goes through):
+Options before ``--`` inject faults:
   --kill-rank R --kill-at-step S   rank R sends itself SIGKILL right after training step S
   --kill-while-saving-step S       rank 0 sends itself SIGKILL while the checkpoint of step S is
-                                   being written (shards written, manifest not yet)
-  --marker-dir DIR                 where the markers go
-  --attempt-log FILE               each attempt appends "<restart count> <first step trained>"
-The options after ``--`` are the example's.
+                                   being written (its shards written, the manifest not yet)
+  --marker-dir DIR                 a fault happens once: its marker file here remembers it
+  --attempt-log FILE               each run appends the first step it trains
+The options after ``--`` are the example's. torchrun then stops the other rank and exits non-zero.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import sys
@@ -44,8 +44,8 @@ def main() -> None:
     parser.add_argument("--marker-dir", type=Path, required=True)
     parser.add_argument("--attempt-log", type=Path, required=True)
     faults = parser.parse_args(sys.argv[1:separator])
+    faulthandler.dump_traceback_later(20, repeat=True)  # where a hang is, in the test's output
     rank = int(os.environ["RANK"])
-    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     first_step: list[int] = []
 
     def on_step(step: int) -> None:
@@ -53,7 +53,7 @@ def main() -> None:
             first_step.append(step)
             if rank == 0:
                 with faults.attempt_log.open("a") as log:
-                    log.write(f"{restart} {step}\n")
+                    log.write(f"{step}\n")
         if step == faults.kill_at_step and rank == faults.kill_rank:
             kill_once(faults.marker_dir / "killed-at-step")
 
