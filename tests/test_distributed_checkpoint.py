@@ -29,6 +29,7 @@ from tml.optimizers import (
 )
 from tml.optimizers.distributed import (
     CheckpointError,
+    build_zero_optimizer,
     checkpoint_path,
     latest_checkpoint,
     list_checkpoints,
@@ -170,6 +171,12 @@ def _manifest_of_another_format(path: Path) -> None:
     (path / "manifest.json").write_text('{"format": 99}')
 
 
+def _manifest_without_files(path: Path) -> None:
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest["files"]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
 DAMAGES: list[tuple[str, Callable[[Path], None], str]] = [
     ("truncated shard", _truncate, r"__0_0\.distcp has \d+ bytes, \d+ were written \(truncated\?\)"),
     (
@@ -182,6 +189,7 @@ DAMAGES: list[tuple[str, Callable[[Path], None], str]] = [
     ("no manifest (interrupted)", _remove_the_manifest, r"no manifest\.json, so it is incomplete"),
     ("manifest not JSON", _garble_the_manifest, r"manifest\.json is unreadable"),
     ("manifest of another format", _manifest_of_another_format, r"has format 99, expected 1"),
+    ("manifest without files", _manifest_without_files, r"manifest\.json lacks files"),
 ]
 
 
@@ -211,7 +219,7 @@ def test_an_interrupted_write_leaves_the_previous_checkpoint_as_latest(
         raise OSError("disk full")  # the process dies after the shards, before the manifest
 
     monkeypatch.setattr(checkpoint_module, "_write_manifest", crash)
-    with pytest.raises(CheckpointError, match="disk full"):
+    with pytest.raises(CheckpointError, match="OSError: disk full"):
         save_checkpoint(path.parent, 6, model, optimizer, scheduler)
     assert (path.parent / ".step-00000006.tmp" / "__0_0.distcp").exists()  # the shards were written
     assert latest_checkpoint(path.parent) == path
@@ -236,6 +244,25 @@ def test_keep_removes_the_oldest_and_a_step_is_replaced(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, 4, model, optimizer, scheduler, keep=2, extra={"again": True})
     assert json.loads((tmp_path / "step-00000004" / "manifest.json").read_text())["extra"] == {"again": True}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000003", "step-00000004"]
+
+
+def test_extra_must_be_json(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="extra must be JSON-serializable"):
+        save_checkpoint(tmp_path, 1, *fresh(), extra={"rng": torch.get_rng_state()})
+    assert not any(tmp_path.iterdir())
+
+
+def test_zero_optimizer_checkpoints_are_refused(tmp_path: Path) -> None:
+    torch.distributed.init_process_group("gloo", store=torch.distributed.HashStore(), rank=0, world_size=1)
+    try:
+        model = make_model()
+        optimizer, scheduler = build_zero_optimizer(model, CONFIG)
+        with pytest.raises(TypeError, match=r"ZeroRedundancyOptimizer.*not supported"):
+            save_checkpoint(tmp_path, 1, model, optimizer, scheduler)
+        with pytest.raises(TypeError, match=r"ZeroRedundancyOptimizer.*not supported"):
+            load_checkpoint(tmp_path, model, optimizer, scheduler)
+    finally:
+        torch.distributed.destroy_process_group()
 
 
 def test_empty_or_missing_root_has_no_checkpoint(tmp_path: Path) -> None:

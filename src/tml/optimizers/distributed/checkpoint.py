@@ -31,6 +31,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.optim import ZeroRedundancyOptimizer
 
 from tml.optimizers.scheduler import LRShim
 
@@ -38,6 +39,9 @@ MANIFEST_NAME = "manifest.json"
 """The file that marks a checkpoint as complete; written last."""
 
 MANIFEST_FORMAT = 1
+_MANIFEST_KEYS = frozenset(
+    {"format", "step", "world_size", "files", "scheduler", "config", "groups", "shapes", "extra"}
+)
 
 SCHEDULE_KEYS = frozenset({"learning_rate", "lr"})
 """Config keys that only choose the schedule: with ``reset_schedule=True`` they may differ."""
@@ -131,6 +135,11 @@ def save_checkpoint(
     """
     if keep is not None and keep < 1:
         raise ValueError(f"keep must be >= 1 or None, got {keep}")
+    _refuse_zero(optimizer)
+    try:
+        json.dumps(dict(extra or {}))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"extra must be JSON-serializable: {error}") from error
     final = checkpoint_path(root, step)
     temporary = final.with_name(f".{final.name}.tmp")
     world_size = _world_size()
@@ -200,6 +209,9 @@ def verify_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {path}: {MANIFEST_NAME} has format {found!r}, expected {MANIFEST_FORMAT}"
         )
+    missing_keys = sorted(_MANIFEST_KEYS - set(manifest))
+    if missing_keys:
+        raise CheckpointError(f"checkpoint {path}: {MANIFEST_NAME} lacks {', '.join(missing_keys)}")
     problems = []
     for name, recorded in sorted(manifest["files"].items()):
         file = path / name
@@ -251,6 +263,7 @@ def load_checkpoint(
     """
     if reset_schedule and schedule_step < 0:
         raise ValueError(f"schedule_step must be >= 0, got {schedule_step}")
+    _refuse_zero(optimizer)
     path = Path(path)
     manifest = _broadcast_from_rank_zero(lambda: verify_checkpoint(path))
     had_state = bool(optimizer.state)
@@ -292,6 +305,15 @@ def load_checkpoint(
         scheduler_state = manifest["scheduler"]
     scheduler.load_state_dict(scheduler_state)
     return CheckpointInfo(path, int(manifest["step"]), int(manifest["world_size"]), manifest["extra"])
+
+
+def _refuse_zero(optimizer: torch.optim.Optimizer) -> None:
+    if isinstance(optimizer, ZeroRedundancyOptimizer):
+        raise TypeError(
+            "checkpoints of a ZeroRedundancyOptimizer (ZeRO-1) are not supported: get_state_dict cannot "
+            "gather its sharded state; checkpoint DDP or FSDP2 runs, or consolidate_state_dict() and "
+            "save on rank 0 yourself"
+        )
 
 
 # ---------------------------------------------------------------- comparison
@@ -465,18 +487,19 @@ def _broadcast_from_rank_zero(compute: Callable[[], T]) -> T:
     A failure on rank 0 alone would otherwise leave the other ranks waiting in the next collective.
     """
     outcome: list[Any] = [None]
+    failure: Exception | None = None
     if _rank() == 0:
         try:
             outcome = [("ok", compute())]
-        except (CheckpointError, OSError) as error:
-            outcome = [
-                ("error", f"{type(error).__name__}: {error}" if isinstance(error, OSError) else str(error))
-            ]
+        except Exception as error:  # any failure: the other ranks must hear of it
+            failure = error
+            message = str(error) if isinstance(error, CheckpointError) else f"{type(error).__name__}: {error}"
+            outcome = [("error", message)]
     if _distributed():
         dist.broadcast_object_list(outcome, src=0)
     status, value = outcome[0]
     if status == "error":
-        raise CheckpointError(value)
+        raise CheckpointError(value) from failure
     return value
 
 
