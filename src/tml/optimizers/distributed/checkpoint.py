@@ -1,0 +1,523 @@
+"""Checkpoints of model, optimizer and ``LRShim`` through ``torch.distributed.checkpoint`` (DCP).
+
+A checkpoint is a directory ``<root>/step-<step>`` holding DCP's files (one shard file per rank
+plus ``.metadata``) and ``manifest.json``, written last by rank 0: the size and SHA-256 of every
+file, the scheduler's state, the optimizer config and the param groups (group name → parameter
+names). A checkpoint is written into a hidden temporary directory and renamed into place once
+complete, so a process killed while writing leaves the previous checkpoint as the latest one; a
+truncated or corrupted file is found by the manifest before anything is loaded.
+
+The model and optimizer state go through ``get_state_dict`` / ``set_state_dict``
+(``torch.distributed.checkpoint.state_dict``): parameter names are the model's own (no DDP
+``module.`` prefix), and DTensor (FSDP2) state is resharded on load, so a checkpoint written by
+``N`` ranks loads on ``M`` ranks, or in a single process without a process group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.optim import ZeroRedundancyOptimizer
+
+from tml.optimizers.scheduler import LRShim
+
+MANIFEST_NAME = "manifest.json"
+"""The file that marks a checkpoint as complete; written last."""
+
+MANIFEST_FORMAT = 1
+_MANIFEST_KEYS = frozenset(
+    {"format", "step", "world_size", "files", "scheduler", "config", "groups", "shapes", "extra"}
+)
+
+SCHEDULE_KEYS = frozenset({"learning_rate", "lr"})
+"""Config keys that only choose the schedule: with ``reset_schedule=True`` they may differ."""
+
+_CHECKPOINT_NAME = re.compile(r"^step-(\d{8,})$")
+_HASH_CHUNK = 1 << 20
+
+T = TypeVar("T")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is incomplete, corrupted, or does not fit the model, optimizer or config."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointInfo:
+    """What :func:`load_checkpoint` restored."""
+
+    path: Path
+    step: int
+    """The training step the checkpoint was saved at (as given to :func:`save_checkpoint`)."""
+    world_size: int
+    """The number of ranks that wrote it."""
+    extra: dict[str, Any]
+    """The JSON data given to :func:`save_checkpoint` as ``extra``."""
+
+
+def checkpoint_path(root: str | os.PathLike[str], step: int) -> Path:
+    """The directory of the checkpoint of ``step`` under ``root``: ``<root>/step-00000042``."""
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    return Path(root) / f"step-{step:08d}"
+
+
+def list_checkpoints(root: str | os.PathLike[str]) -> list[Path]:
+    """The complete checkpoints under ``root`` (those with a manifest), oldest step first.
+
+    Temporary directories of checkpoints being written, or abandoned by a killed run, are left out.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [
+        (int(match.group(1)), path)
+        for path in root.iterdir()
+        if (match := _CHECKPOINT_NAME.match(path.name)) and (path / MANIFEST_NAME).is_file()
+    ]
+    return [path for _, path in sorted(found)]
+
+
+def latest_checkpoint(root: str | os.PathLike[str]) -> Path | None:
+    """The complete checkpoint with the highest step under ``root``, ``None`` if there is none."""
+    checkpoints = list_checkpoints(root)
+    return checkpoints[-1] if checkpoints else None
+
+
+def save_checkpoint(
+    root: str | os.PathLike[str],
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: LRShim,
+    *,
+    config: pydantic.BaseModel | None = None,
+    extra: Mapping[str, Any] | None = None,
+    keep: int | None = None,
+) -> Path:
+    """Save model, optimizer and scheduler as the checkpoint of ``step``; collective on every rank.
+
+    Every rank writes its shard with DCP into ``<root>/.step-<step>.tmp``; then rank 0 writes the
+    manifest and renames the directory to ``<root>/step-<step>``. A checkpoint of the same step is
+    replaced. Call it after ``optimizer.step()`` (``get_state_dict`` initializes the state of an
+    optimizer that never stepped by stepping it with zero gradients).
+
+    Args:
+      root: the directory of the run's checkpoints, shared by every rank (created if missing).
+      step: the number of training steps done; names the checkpoint.
+      model: the model as trained (plain, DDP-wrapped or FSDP2-sharded).
+      optimizer: its optimizer.
+      scheduler: its ``LRShim``.
+      config: the optimizer config (any pydantic model); recorded so that a resume with another
+        config is refused with what differs.
+      extra: JSON-serializable data to keep with the checkpoint (e.g. the data position).
+      keep: keep only the newest ``keep`` complete checkpoints (``None``: keep all).
+
+    Returns:
+      The checkpoint's directory.
+
+    Raises:
+      CheckpointError: on every rank, when rank 0 could not complete the checkpoint.
+    """
+    if keep is not None and keep < 1:
+        raise ValueError(f"keep must be >= 1 or None, got {keep}")
+    _refuse_zero(optimizer)
+    try:
+        json.dumps(dict(extra or {}))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"extra must be JSON-serializable: {error}") from error
+    final = checkpoint_path(root, step)
+    temporary = final.with_name(f".{final.name}.tmp")
+    world_size = _world_size()
+
+    def prepare() -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(temporary, ignore_errors=True)  # left by a run killed while writing
+        temporary.mkdir()
+
+    _on_rank_zero(prepare)
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    groups = _group_structure(optimizer_state)
+    shapes = _shapes(model_state)
+    dcp.save(
+        {"model": model_state, "optimizer": optimizer_state},
+        checkpoint_id=temporary,
+        no_dist=not _distributed(),
+    )
+
+    def commit() -> None:
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "step": step,
+            "world_size": world_size,
+            "files": _describe_files(temporary),
+            "scheduler": scheduler.state_dict(),
+            "config": None if config is None else config.model_dump(mode="json", exclude_none=True),
+            "groups": groups,
+            "shapes": shapes,
+            "extra": dict(extra or {}),
+        }
+        _write_manifest(temporary, manifest)
+        _replace_directory(temporary, final)
+        if keep is not None:
+            for old in list_checkpoints(final.parent)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+
+    _on_rank_zero(commit)
+    return final
+
+
+def verify_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check that every file of a checkpoint is present with its recorded size and checksum.
+
+    Returns:
+      The checkpoint's manifest.
+
+    Raises:
+      CheckpointError: naming the checkpoint and what is wrong (no manifest: incomplete; a file
+        missing, of another size (truncated), or with another checksum (corrupted)).
+    """
+    path = Path(path)
+    manifest_file = path / MANIFEST_NAME
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint {path}: no such directory")
+    if not manifest_file.is_file():
+        raise CheckpointError(
+            f"checkpoint {path}: no {MANIFEST_NAME}, so it is incomplete (its writer was interrupted); "
+            "resume from an earlier checkpoint"
+        )
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"checkpoint {path}: {MANIFEST_NAME} is unreadable ({error})") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise CheckpointError(
+            f"checkpoint {path}: {MANIFEST_NAME} has format {found!r}, expected {MANIFEST_FORMAT}"
+        )
+    missing_keys = sorted(_MANIFEST_KEYS - set(manifest))
+    if missing_keys:
+        raise CheckpointError(f"checkpoint {path}: {MANIFEST_NAME} lacks {', '.join(missing_keys)}")
+    problems = []
+    for name, recorded in sorted(manifest["files"].items()):
+        file = path / name
+        if not file.is_file():
+            problems.append(f"{name} is missing")
+            continue
+        size = file.stat().st_size
+        if size != recorded["size"]:
+            problems.append(f"{name} has {size} bytes, {recorded['size']} were written (truncated?)")
+        elif _sha256(file) != recorded["sha256"]:
+            problems.append(f"{name} does not match its SHA-256 checksum (corrupted)")
+    if problems:
+        raise CheckpointError(f"checkpoint {path} is damaged, nothing was loaded: " + "; ".join(problems))
+    return manifest
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: LRShim,
+    *,
+    config: pydantic.BaseModel | None = None,
+    reset_schedule: bool = False,
+    schedule_step: int = 0,
+) -> CheckpointInfo:
+    """Restore model, optimizer and scheduler from a checkpoint; collective on every rank.
+
+    Everything is checked before anything is loaded: the files (sizes and checksums, by rank 0),
+    the param groups (names and parameter names), the config (when given here and in the
+    checkpoint) and the schedules. On any mismatch every rank raises the same error and the model,
+    optimizer and scheduler are untouched. The world size may differ from the one that saved.
+
+    Args:
+      path: a checkpoint directory (see :func:`latest_checkpoint`).
+      model, optimizer, scheduler: built as for the run that saved (any world size, any wrapper).
+      config: the optimizer config of this run; refused if it differs from the checkpoint's.
+      reset_schedule: keep the model and optimizer state but not the schedule position: the
+        schedules (and config keys in :data:`SCHEDULE_KEYS`) may then differ, and the scheduler is
+        put at ``schedule_step``.
+      schedule_step: with ``reset_schedule``, the step of the schedule to continue from (0:
+        restart it); ignored otherwise.
+
+    Returns:
+      The checkpoint's step, world size and extra data.
+
+    Raises:
+      CheckpointError: the checkpoint is incomplete, damaged or does not fit.
+    """
+    if reset_schedule and schedule_step < 0:
+        raise ValueError(f"schedule_step must be >= 0, got {schedule_step}")
+    _refuse_zero(optimizer)
+    path = Path(path)
+    manifest = _broadcast_from_rank_zero(lambda: verify_checkpoint(path))
+    had_state = bool(optimizer.state)
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    differences = _differences(
+        manifest,
+        _group_structure(optimizer_state),
+        _shapes(model_state),
+        scheduler.state_dict(),
+        config,
+        reset_schedule,
+    )
+    if differences:
+        if not had_state:  # get_state_dict initialized it by a step with zero gradients: undo
+            optimizer.state.clear()
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this run, nothing was loaded: "
+            + "; ".join(differences)
+            + (
+                ""
+                if reset_schedule
+                else " (to keep model and optimizer but restart the schedule, pass reset_schedule=True)"
+            )
+        )
+    # DCP loads into these dicts in place (tensors copied into, other values replaced).
+    try:
+        dcp.load(
+            {"model": model_state, "optimizer": optimizer_state},
+            checkpoint_id=path,
+            no_dist=not _distributed(),
+        )
+    except CheckpointException as error:
+        raise CheckpointError(f"checkpoint {path}: DCP could not load it: {error}") from error
+    set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state)
+    if reset_schedule:
+        scheduler_state = scheduler.state_dict()
+        scheduler_state.update(last_epoch=schedule_step, step_count=schedule_step + 1)
+    else:
+        scheduler_state = manifest["scheduler"]
+    scheduler.load_state_dict(scheduler_state)
+    return CheckpointInfo(path, int(manifest["step"]), int(manifest["world_size"]), manifest["extra"])
+
+
+def _refuse_zero(optimizer: torch.optim.Optimizer) -> None:
+    if isinstance(optimizer, ZeroRedundancyOptimizer):
+        raise TypeError(
+            "checkpoints of a ZeroRedundancyOptimizer (ZeRO-1) are not supported: get_state_dict cannot "
+            "gather its sharded state; checkpoint DDP or FSDP2 runs, or consolidate_state_dict() and "
+            "save on rank 0 yourself"
+        )
+
+
+# ---------------------------------------------------------------- comparison
+
+
+def _differences(
+    manifest: dict[str, Any],
+    groups: list[dict[str, Any]],
+    shapes: dict[str, list[int]],
+    scheduler_state: dict[str, Any],
+    config: pydantic.BaseModel | None,
+    reset_schedule: bool,
+) -> list[str]:
+    differences = []
+    if manifest["groups"] != groups:
+        differences.append(
+            f"param groups {_describe_groups(manifest['groups'])} in the checkpoint, "
+            f"{_describe_groups(groups)} here"
+        )
+    differences += [
+        f"tensor {name!r}: shape {manifest['shapes'][name]} in the checkpoint, {shape} here"
+        for name, shape in shapes.items()
+        if name in manifest["shapes"] and manifest["shapes"][name] != shape
+    ]
+    missing = sorted(set(manifest["shapes"]) ^ set(shapes))
+    if missing:
+        differences.append(
+            f"model tensors only in the checkpoint or only here: {', '.join(missing[:8])}"
+            + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        )
+    saved_config = manifest.get("config")
+    if config is not None and saved_config is not None:
+        mine = config.model_dump(mode="json", exclude_none=True)
+        ignore = SCHEDULE_KEYS if reset_schedule else frozenset()
+        differences += [f"config {line}" for line in config_differences(saved_config, mine, ignore=ignore)]
+    saved = manifest["scheduler"]
+    if saved.get("group_names") != scheduler_state["group_names"]:
+        differences.append(
+            f"scheduler groups {saved.get('group_names')} in the checkpoint, "
+            f"{scheduler_state['group_names']} here"
+        )
+    elif not reset_schedule:
+        differences += [
+            f"schedule of group {name!r}: {theirs} in the checkpoint, {mine} here"
+            for name, theirs, mine in zip(
+                saved["group_names"], saved["schedules"], scheduler_state["schedules"], strict=True
+            )
+            if theirs != mine
+        ]
+    return differences
+
+
+def config_differences(
+    saved: Any, current: Any, *, ignore: frozenset[str] = frozenset(), path: str = ""
+) -> list[str]:
+    """Where two JSON-like configs differ, one line per leaf: ``adam.eps: 1e-07 in the checkpoint, …``.
+
+    Keys in ``ignore`` are skipped at any depth.
+
+    Examples:
+      >>> config_differences({"adam": {"lr": 0.1, "eps": 1e-7}}, {"adam": {"lr": 0.2, "eps": 1e-8}},
+      ...                    ignore=frozenset({"lr"}))
+      ['adam.eps: 1e-07 in the checkpoint, 1e-08 here']
+    """
+    if isinstance(saved, dict) and isinstance(current, dict):
+        lines = []
+        for key in sorted(set(saved) | set(current), key=str):
+            if key in ignore:
+                continue
+            where = f"{path}.{key}" if path else str(key)
+            if key not in current:
+                lines.append(f"{where}: set in the checkpoint ({saved[key]!r}), absent here")
+            elif key not in saved:
+                lines.append(f"{where}: absent in the checkpoint, {current[key]!r} here")
+            else:
+                lines += config_differences(saved[key], current[key], ignore=ignore, path=where)
+        return lines
+    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
+        lines = []
+        for index, (theirs, mine) in enumerate(zip(saved, current, strict=True)):
+            lines += config_differences(theirs, mine, ignore=ignore, path=f"{path}[{index}]")
+        return lines
+    if saved != current:
+        return [f"{path or '<root>'}: {saved!r} in the checkpoint, {current!r} here"]
+    return []
+
+
+def _group_structure(optimizer_state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"name": group.get("name"), "params": [str(name) for name in group["params"]]}
+        for group in optimizer_state["param_groups"]
+    ]
+
+
+def _shapes(model_state: dict[str, Any]) -> dict[str, list[int]]:
+    """The global shape of every tensor of the model's state (a DTensor's ``shape`` is global)."""
+    return {name: list(value.shape) for name, value in model_state.items() if isinstance(value, torch.Tensor)}
+
+
+def _describe_groups(groups: list[dict[str, Any]]) -> str:
+    return "[" + ", ".join(f"{group['name']!r} ({len(group['params'])} params)" for group in groups) + "]"
+
+
+# ---------------------------------------------------------------- files
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as stream:
+        while chunk := stream.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _describe_files(directory: Path) -> dict[str, dict[str, Any]]:
+    return {
+        file.name: {"size": file.stat().st_size, "sha256": _sha256(file)}
+        for file in sorted(directory.iterdir())
+        if file.is_file() and file.name != MANIFEST_NAME
+    }
+
+
+def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically (temporary file, fsync, rename): the last file of a checkpoint."""
+    temporary = directory / f".{MANIFEST_NAME}.tmp"
+    with temporary.open("w", encoding="utf-8") as stream:
+        json.dump(manifest, stream, indent=1, sort_keys=True)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, directory / MANIFEST_NAME)
+    _fsync_directory(directory)
+
+
+def _replace_directory(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``; an existing ``target`` is moved aside first, then removed."""
+    aside = target.with_name(f".{target.name}.old")
+    if target.exists():
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(target, aside)
+    os.rename(source, target)
+    _fsync_directory(target.parent)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# ---------------------------------------------------------------- ranks
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _rank() -> int:
+    return dist.get_rank() if _distributed() else 0
+
+
+def _world_size() -> int:
+    return dist.get_world_size() if _distributed() else 1
+
+
+def _broadcast_from_rank_zero(compute: Callable[[], T]) -> T:
+    """Run ``compute`` on rank 0 and give its result, or raise its ``CheckpointError``, on every rank.
+
+    A failure on rank 0 alone would otherwise leave the other ranks waiting in the next collective.
+    """
+    outcome: list[Any] = [None]
+    failure: Exception | None = None
+    if _rank() == 0:
+        try:
+            outcome = [("ok", compute())]
+        except Exception as error:  # any failure: the other ranks must hear of it
+            failure = error
+            message = str(error) if isinstance(error, CheckpointError) else f"{type(error).__name__}: {error}"
+            outcome = [("error", message)]
+    if _distributed():
+        dist.broadcast_object_list(outcome, src=0)
+    status, value = outcome[0]
+    if status == "error":
+        raise CheckpointError(value) from failure
+    return value
+
+
+def _on_rank_zero(action: Callable[[], None]) -> None:
+    """Run ``action`` on rank 0, then let every rank go on (or raise) together."""
+    _broadcast_from_rank_zero(action)
+
+
+__all__ = [
+    "MANIFEST_NAME",
+    "SCHEDULE_KEYS",
+    "CheckpointError",
+    "CheckpointInfo",
+    "checkpoint_path",
+    "config_differences",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "save_checkpoint",
+    "verify_checkpoint",
+]
