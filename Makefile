@@ -15,11 +15,16 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
-	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[cli,dev]"
+	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[cli,dev,test]"
 	touch $(STAMP)
 
+DEMO_CONFIG := examples/cli_demo.yaml
+DEMO_STEPS := 10000
+
+# Trains the demo ranking model (about a minute on 2 CPU cores), then plots the schedule.
 demo: $(STAMP)
-	$(PY) examples/quickstart.py
+	$(VENV)/bin/tml-optim train $(DEMO_CONFIG) --steps $(DEMO_STEPS) --checkpoint-dir runs/demo --fresh
+	$(VENV)/bin/tml-optim plot $(DEMO_CONFIG) --steps $(DEMO_STEPS) -o runs/demo/lr_from_plot.png
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests examples benchmarks

@@ -1,0 +1,82 @@
+"""Read an optimizer config from a YAML file: the whole document, or the part under a key.
+
+Without ``--key``, the config is found automatically: the document itself if it is an optimizer
+config, else the shallowest mapping key named ``optimizer`` (``optimizer:``, ``model.optimizer:``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tml.core.config import YamlDocument
+from tml.optimizers.cli.errors import UsageError
+from tml.optimizers.config import OptimizerConfig
+
+AUTO_KEY = "optimizer"
+"""The key searched for when no ``--key`` is given."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedConfig:
+    """A validated optimizer config and where it came from."""
+
+    config: OptimizerConfig
+    file: str
+    key: str | None
+    """The dotted key of the config in the file; ``None`` when it is the whole document."""
+
+
+def read_document(path: str | Path) -> YamlDocument:
+    """Parse a YAML file (a missing file is a usage error; bad YAML raises ``ConfigError``)."""
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such file")
+    return YamlDocument.read(path)
+
+
+def find_key(document: YamlDocument) -> str | None:
+    """The dotted key of the optimizer config in the document, or ``None`` for the whole document.
+
+    Raises:
+      UsageError: several keys named ``optimizer`` at the same depth (give ``--key``).
+    """
+    data = document.data
+    if not isinstance(data, Mapping) or _looks_like_optimizer_config(data):
+        return None
+    level: list[tuple[str, Any]] = [(str(key), value) for key, value in data.items()]
+    while level:
+        found = [path for path, _ in level if path.rsplit(".", 1)[-1] == AUTO_KEY]
+        if len(found) > 1:
+            raise UsageError(
+                f"{document.file}: several optimizer configs ({', '.join(found)}); choose one with --key"
+            )
+        if found:
+            return found[0]
+        level = [
+            (f"{path}.{key}", child)
+            for path, value in level
+            if isinstance(value, Mapping)
+            for key, child in value.items()
+        ]
+    return None
+
+
+def load_optimizer_config(path: str | Path, key: str | None = None) -> LoadedConfig:
+    """Read and validate the optimizer config of a YAML file.
+
+    Raises:
+      UsageError: the file does not exist, or the key is ambiguous.
+      ConfigError: the YAML or the config is invalid (every issue, with file, line and column).
+    """
+    document = read_document(path)
+    chosen = key if key is not None else find_key(document)
+    return LoadedConfig(document.to_config(OptimizerConfig, chosen), document.file, chosen)
+
+
+def _looks_like_optimizer_config(data: Mapping[Any, Any]) -> bool:
+    return any(str(key) in OptimizerConfig.model_fields for key in data)
+
+
+__all__ = ["AUTO_KEY", "LoadedConfig", "find_key", "load_optimizer_config", "read_document"]
