@@ -62,20 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="show tracebacks instead of one-line errors",
     )
-    config_options = argparse.ArgumentParser(add_help=False)
-    config_options.add_argument("config", metavar="CONFIG", help="a YAML file holding an optimizer config")
-    config_options.add_argument(
+    key_option = argparse.ArgumentParser(add_help=False)
+    key_option.add_argument(
         "--key",
         help="dotted key of the optimizer config in the file (model.optimizer); default: the document "
         "itself, or the key named 'optimizer'",
     )
+    config_options = argparse.ArgumentParser(add_help=False, parents=[key_option])
+    config_options.add_argument("config", metavar="CONFIG", help="a YAML file holding an optimizer config")
 
     parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n")[0], parents=[common])
     parser.set_defaults(debug=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser(
-        "validate", parents=[common, config_options], help="check a config; print a summary or every error"
+        "validate", parents=[common, key_option], help="check configs; print a summary or every error"
+    )
+    validate.add_argument(
+        "configs", metavar="CONFIG", nargs="+", help="YAML files holding an optimizer config"
     )
     validate.set_defaults(run=run_validate)
 
@@ -153,7 +157,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_validate(arguments: argparse.Namespace, console: Console) -> int:
-    loaded = load_optimizer_config(arguments.config, arguments.key)
+    status = EXIT_OK
+    summaries = 0
+    for config in arguments.configs:
+        try:
+            loaded = load_optimizer_config(config, arguments.key)
+        except ConfigError as error:
+            if arguments.debug:
+                raise
+            _print_config_error(error, arguments.key)
+            status = EXIT_FAILURE
+            continue
+        if summaries:
+            console.print()
+        _print_summary(loaded, console)
+        summaries += 1
+    return status
+
+
+def _print_summary(loaded: LoadedConfig, console: Console) -> None:
     where = f" (at key {loaded.key})" if loaded.key else ""
     console.print(f"[green]✓[/] {loaded.file}{where}: a valid optimizer config")
     algorithm = loaded.config.algorithm()
@@ -184,7 +206,6 @@ def run_validate(arguments: argparse.Namespace, console: Console) -> int:
             ", ".join(map(str, facts.milestones)) or "none",
         )
     console.print(table)
-    return EXIT_OK
 
 
 def run_show(arguments: argparse.Namespace, console: Console) -> int:
@@ -253,7 +274,7 @@ def run_list(arguments: argparse.Namespace, console: Console) -> int:
 
 
 def run_train(arguments: argparse.Namespace, console: Console) -> int:
-    from tml.optimizers.cli.training import TrainOptions, train  # imports matplotlib lazily, too
+    from tml.optimizers.cli.training import TrainOptions, train  # the demo model: loaded only to train
 
     loaded = load_optimizer_config(arguments.config, arguments.key)
     checkpoint_dir = arguments.checkpoint_dir or Path("runs") / Path(arguments.config).stem

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DEFAULT_SIZE = (1000, 500)
-"""Width and height of the images in pixels."""
+"""Width and height of the images in pixels (``tml-optim plot --size`` has the same default)."""
 DPI = 100
 MAX_POINTS = 20_000
 """Above this many steps, the curve is sampled on this many evenly spaced steps plus every phase boundary."""

@@ -27,7 +27,7 @@ def optimizer_schema(key: str | None = None) -> dict[str, Any]:
       >>> sorted(optimizer_schema("optimizer")["properties"])
       ['optimizer']
     """
-    schema = OptimizerConfig.model_json_schema()
+    schema = _standard_bounds(OptimizerConfig.model_json_schema())
     for definition in [schema, *schema.get("$defs", {}).values()]:
         _add_field_groups(definition)
     if not key:
@@ -41,6 +41,24 @@ def optimizer_schema(key: str | None = None) -> dict[str, Any]:
         "title": f"document with OptimizerConfig at {key}",
         **wrapped,
         "$defs": definitions,
+    }
+
+
+_BOUND_KEYWORDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
+
+
+def _standard_bounds(node: Any) -> Any:
+    """Rename the bounds pydantic leaves as ``ge``/``gt``/``le``/``lt`` (it does so for a constrained
+    number inside a tagged union, such as an algorithm's ``lr``) to JSON Schema's keywords, which
+    validators and editors understand."""
+    if isinstance(node, list):
+        return [_standard_bounds(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    numeric = node.get("type") in {"number", "integer"}
+    return {
+        (_BOUND_KEYWORDS[key] if numeric and key in _BOUND_KEYWORDS else key): _standard_bounds(value)
+        for key, value in node.items()
     }
 
 
