@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 # package, so that the package's `torch>=2.4` is already met and pip never pulls a CUDA build.
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
+# benchmarks/ comes with the schedule catalogue; lint only the folders that exist.
+LINT_PATHS := $(wildcard src tests examples benchmarks)
 
 .PHONY: demo test lint typecheck unit setup clean
 
@@ -27,8 +29,8 @@ demo: $(STAMP)
 	$(VENV)/bin/tml-optim plot $(DEMO_CONFIG) --steps $(DEMO_STEPS) -o runs/demo/lr_from_plot.png
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests examples benchmarks
-	$(PY) -m ruff format --check src tests examples benchmarks
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
