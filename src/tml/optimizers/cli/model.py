@@ -77,48 +77,38 @@ class RankingModel(nn.Module):
 
 
 class SyntheticRankingData:
-    """A fixed synthetic data set (from ``seed``), served in reproducible shuffled batches.
+    """An endless stream of synthetic examples, fixed by ``seed``: one fresh batch per position.
 
-    Labels come from a random "teacher" network of the features, so there is something to learn.
-    ``batch(position)`` depends on nothing but the position: the data position is all a checkpoint
-    needs to continue the same stream.
+    Labels are Bernoulli draws from a random "teacher" (a function of the dense features plus a
+    per-id effect of each categorical feature), so there is something to learn and a floor the loss
+    cannot pass. ``batch(position)`` depends on nothing but the seed and the position: the data
+    position is all a checkpoint needs to continue the same stream.
     """
 
-    def __init__(self, shape: ModelShape, *, seed: int, samples: int = 16_384, batch_size: int = 256) -> None:
+    def __init__(self, shape: ModelShape, *, seed: int, batch_size: int = 256) -> None:
         generator = torch.Generator().manual_seed(seed)
+        self.shape = shape
         self.seed = seed
         self.batch_size = batch_size
-        self.samples = samples
-        self.dense = torch.randn(samples, shape.dense_features, generator=generator)
-        self.categorical = torch.randint(
-            shape.vocabulary_size, (samples, shape.categorical_features), generator=generator
+        tasks = len(shape.tasks)
+        self.dense_weights = torch.randn(shape.dense_features, tasks, generator=generator)
+        self.id_effects = torch.randn(
+            shape.categorical_features, shape.vocabulary_size, tasks, generator=generator
         )
-        item_effect = torch.randn(
-            shape.categorical_features, shape.vocabulary_size, len(shape.tasks), generator=generator
-        )
-        weights = torch.randn(shape.dense_features, len(shape.tasks), generator=generator)
-        logits = torch.tanh(self.dense @ weights / shape.dense_features**0.5) * 2.0
-        for feature in range(shape.categorical_features):
-            logits = logits + item_effect[feature, self.categorical[:, feature]]
-        self.labels = torch.bernoulli(torch.sigmoid(logits), generator=generator)
-        self._order: tuple[int, torch.Tensor] | None = None
-
-    @property
-    def batches_per_epoch(self) -> int:
-        return self.samples // self.batch_size
 
     def batch(self, position: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The ``position``-th batch of the stream: ``(dense, categorical, labels)``."""
-        epoch, index = divmod(position, self.batches_per_epoch)
-        chosen = self._epoch_order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
-        return self.dense[chosen], self.categorical[chosen], self.labels[chosen]
-
-    def _epoch_order(self, epoch: int) -> torch.Tensor:
-        """The shuffled sample order of an epoch: a function of the seed and the epoch alone."""
-        if self._order is None or self._order[0] != epoch:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._order = (epoch, torch.randperm(self.samples, generator=generator))
-        return self._order[1]
+        shape = self.shape
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + position)
+        dense = torch.randn(self.batch_size, shape.dense_features, generator=generator)
+        categorical = torch.randint(
+            shape.vocabulary_size, (self.batch_size, shape.categorical_features), generator=generator
+        )
+        logits = torch.tanh(dense @ self.dense_weights / shape.dense_features**0.5) * 2.0
+        for feature in range(shape.categorical_features):
+            logits = logits + self.id_effects[feature, categorical[:, feature]]
+        labels = torch.bernoulli(torch.sigmoid(logits), generator=generator)
+        return dense, categorical, labels
 
 
 def ranking_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
