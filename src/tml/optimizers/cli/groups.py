@@ -28,13 +28,4 @@ def group_schedules(config: OptimizerConfig) -> dict[str, LearningRate]:
     return {DEFAULT_GROUP: config.schedule()}
 
 
-def group_algorithms(config: OptimizerConfig) -> dict[str, str]:
-    """Each param group's name and algorithm key (``adam``, ``sgd``…), in param-group order.
-
-    Like :func:`group_schedules`, it will read ``config.param_groups`` (a group may choose its own
-    algorithm) once they exist.
-    """
-    return {DEFAULT_GROUP: config.chosen("optimizer")[0]}
-
-
-__all__ = ["DEFAULT_GROUP", "group_algorithms", "group_schedules"]
+__all__ = ["DEFAULT_GROUP", "group_schedules"]

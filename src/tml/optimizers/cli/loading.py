@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tml.core.config import YamlDocument
+from tml.core.config import ConfigError, ConfigIssue, YamlDocument
 from tml.optimizers.cli.errors import UsageError
 from tml.optimizers.config import OptimizerConfig
 
@@ -27,6 +27,19 @@ class LoadedConfig:
     file: str
     key: str | None
     """The dotted key of the config in the file; ``None`` when it is the whole document."""
+
+
+class ConfigFileError(ConfigError):
+    """A ``ConfigError`` that also knows where in the file the optimizer config was looked for."""
+
+    def __init__(self, issues: tuple[ConfigIssue, ...], title: str, key: str | None) -> None:
+        super().__init__(issues, title=title)
+        self.key = key
+
+    @property
+    def prefix_length(self) -> int:
+        """The number of leading parts of each issue's path that lead to the optimizer config."""
+        return len(self.key.split(".")) if self.key else 0
 
 
 def read_document(path: str | Path) -> YamlDocument:
@@ -68,15 +81,26 @@ def load_optimizer_config(path: str | Path, key: str | None = None) -> LoadedCon
 
     Raises:
       UsageError: the file does not exist, or the key is ambiguous.
-      ConfigError: the YAML or the config is invalid (every issue, with file, line and column).
+      ConfigError: the YAML is invalid; ``ConfigFileError`` (a ``ConfigError``): the config is
+        invalid. Either lists every issue, with file, line and column.
     """
     document = read_document(path)
     chosen = key if key is not None else find_key(document)
-    return LoadedConfig(document.to_config(OptimizerConfig, chosen), document.file, chosen)
+    try:
+        return LoadedConfig(document.to_config(OptimizerConfig, chosen), document.file, chosen)
+    except ConfigError as error:
+        raise ConfigFileError(error.issues, error.title, chosen) from None
 
 
 def _looks_like_optimizer_config(data: Mapping[Any, Any]) -> bool:
     return any(str(key) in OptimizerConfig.model_fields for key in data)
 
 
-__all__ = ["AUTO_KEY", "LoadedConfig", "find_key", "load_optimizer_config", "read_document"]
+__all__ = [
+    "AUTO_KEY",
+    "ConfigFileError",
+    "LoadedConfig",
+    "find_key",
+    "load_optimizer_config",
+    "read_document",
+]

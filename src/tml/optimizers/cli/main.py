@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +19,8 @@ from rich.table import Table
 from tml.core.config import ConfigError
 from tml.optimizers.cli import catalog, summary
 from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
-from tml.optimizers.cli.groups import group_algorithms, group_schedules
-from tml.optimizers.cli.loading import LoadedConfig, load_optimizer_config
+from tml.optimizers.cli.groups import group_schedules
+from tml.optimizers.cli.loading import ConfigFileError, LoadedConfig, load_optimizer_config
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, plot_schedules
 from tml.optimizers.cli.schema import optimizer_schema
 from tml.optimizers.cli.suggestions import describe_issues
@@ -32,19 +33,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns (and, as a console script, exits with) the exit status."""
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # long paths stay on one line
     try:
         status: int = arguments.run(arguments, console)
     except ConfigError as error:
         if arguments.debug:
             raise
-        _print_config_error(error, getattr(arguments, "key", None))
+        _print_config_error(error)
         return EXIT_FAILURE
     except CliError as error:
         if arguments.debug:
             raise
         _error_line(str(error))
         return error.exit_status
+    except KeyboardInterrupt:
+        if arguments.debug:
+            raise
+        _error_line("interrupted")
+        return 128 + signal.SIGINT
     except Exception as error:
         if arguments.debug:
             raise
@@ -165,7 +171,7 @@ def run_validate(arguments: argparse.Namespace, console: Console) -> int:
         except ConfigError as error:
             if arguments.debug:
                 raise
-            _print_config_error(error, arguments.key)
+            _print_config_error(error)
             status = EXIT_FAILURE
             continue
         if summaries:
@@ -183,22 +189,16 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
     torch_class = catalog.public_name(algorithm.optimizer_class)
     console.print(f"algorithm: {loaded.config.chosen('optimizer')[0]} ({torch_class}) {settings}")
     schedules = group_schedules(loaded.config)
-    algorithms = group_algorithms(loaded.config)
     end = max((max(summary.schedule_facts(s).milestones, default=0) for s in schedules.values()), default=0)
-    table = Table(
-        title=f"{len(schedules)} param group(s); final LR at step {end}, the last phase boundary",
-        title_justify="left",
-    )
-    several_algorithms = len(set(algorithms.values())) > 1
-    columns = ["group", "algorithm"] if several_algorithms else ["group"]
-    for column in [*columns, "schedule", "peak LR", "final LR", "warmup", "phase boundaries"]:
+    final_at = f"at step {end}, the last phase boundary" if end else "at step 0 (no phase boundary)"
+    table = Table(title=f"{len(schedules)} param group(s); final LR {final_at}", title_justify="left")
+    for column in ("group", "schedule", "peak LR", "final LR", "warmup", "phase boundaries"):
         table.add_column(column, no_wrap=column != "phase boundaries")
     for name, schedule in schedules.items():
         facts = summary.schedule_facts(schedule)
         final = summary.learning_rates({name: schedule}, [end])[name][0]
         table.add_row(
             name,
-            *([algorithms.get(name, "?")] if several_algorithms else []),
             facts.kind,
             summary.format_lr(facts.peak),
             summary.format_lr(final),
@@ -310,19 +310,11 @@ def _print_training_header(loaded: LoadedConfig, steps: int, console: Console) -
 # ---------------------------------------------------------------- errors and argument types
 
 
-def _print_config_error(error: ConfigError, key: str | None) -> None:
-    prefix_length = len(key.split(".")) if key else _prefix_length(error)
+def _print_config_error(error: ConfigError) -> None:
+    prefix_length = error.prefix_length if isinstance(error, ConfigFileError) else 0
     _error_line(error.title + (f": {len(error.issues)} errors" if len(error.issues) > 1 else ":"))
     for line in describe_issues(OptimizerConfig, error, prefix_length):
         print(f"  {line}", file=sys.stderr)
-
-
-def _prefix_length(error: ConfigError) -> int:
-    # The automatic key is the shallowest "optimizer"; issues under it start with it.
-    for issue in error.issues:
-        if "optimizer" in issue.path:
-            return issue.path.index("optimizer") + 1
-    return 0
 
 
 def _error_line(message: str) -> None:
