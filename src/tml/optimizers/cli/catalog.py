@@ -43,11 +43,13 @@ def optimizer_entries() -> list[Entry]:
 def schedule_entries() -> list[Entry]:
     """Every registered schedule kind, with the first line of its formula's docstring."""
     return [
-        Entry(
-            kind.key, getattr(config_class, "__name__", str(config_class)), first_line(kind.formula.__doc__)
-        )
+        Entry(kind.key, _config_name(config_class), first_line(kind.formula.__doc__))
         for config_class, kind in SCHEDULES.items()
     ]
+
+
+def _config_name(config_class: type) -> str:
+    return "a number" if config_class is float else config_class.__name__
 
 
 def first_line(docstring: str | None) -> str:

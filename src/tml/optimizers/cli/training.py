@@ -94,15 +94,27 @@ def stop_requests() -> Iterator[StopRequest]:
 def train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> TrainResult:
     """Train the demo model for ``options.steps`` optimizer steps in total (a resumed run included).
 
+    torch's global RNG state and thread count are restored afterwards, so that calling this in a
+    process that does other work (a test) leaves that work as it was.
+
     Raises:
       CliError: a checkpoint is in the way (without ``resume`` or ``fresh``), or the checkpoint to
         resume was written with another config, seed or a later step.
       TrainingInterruptedError: stopped by a signal, after writing a checkpoint.
     """
+    threads = torch.get_num_threads()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.set_num_threads(options.threads)
+            return _train(loaded, options, console)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> TrainResult:
     config = loaded.config
     schedules = group_schedules(config)
     config_record = config.model_dump(mode="json", exclude_none=True)
-    torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
     shape = ModelShape()
     model = RankingModel(shape)
