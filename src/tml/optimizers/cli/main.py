@@ -27,6 +27,7 @@ from tml.optimizers.cli.suggestions import describe_issues
 from tml.optimizers.config import OptimizerConfig
 
 PROGRAM = "tml-optim"
+DESCRIPTION = "Check, show, plot and train with a tml-optimizers config (docs/cli.md)."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if arguments.debug:
             raise
-        _error_line(f"{type(error).__name__}: {error} (run with --debug for the traceback)")
+        message = " ".join(str(error).split())
+        _error_line(f"{type(error).__name__}: {message} (run with --debug for the traceback)")
         return EXIT_FAILURE
     return status
 
@@ -77,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_options = argparse.ArgumentParser(add_help=False, parents=[key_option])
     config_options.add_argument("config", metavar="CONFIG", help="a YAML file holding an optimizer config")
 
-    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n")[0], parents=[common])
+    parser = argparse.ArgumentParser(prog=PROGRAM, description=DESCRIPTION, parents=[common])
     parser.set_defaults(debug=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -93,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "show", parents=[common, config_options], help="a table of each group's learning rate at chosen steps"
     )
     show.add_argument(
-        "--steps", type=_steps, help="last step of the table (default: last phase boundary + 10%%)"
+        "--steps", type=_positive, help="last step of the table (default: last phase boundary + 10%%)"
     )
     show.add_argument("--at", type=_step_list, help="comma-separated steps instead of the phase boundaries")
     show.set_defaults(run=run_show)
@@ -103,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("-o", "--output", default="lr.png", help="the PNG file to write (default: lr.png)")
     plot.add_argument(
-        "--steps", type=_steps, help="last step of the plot (default: last phase boundary + 10%%)"
+        "--steps", type=_positive, help="last step of the plot (default: last phase boundary + 10%%)"
     )
     plot.add_argument("--log-y", action="store_true", help="logarithmic learning-rate axis")
     plot.add_argument(
@@ -127,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train", parents=[common, config_options], help="train the demo multi-task ranking model"
     )
-    train.add_argument("--steps", type=_steps, default=1000, help="total optimizer steps (default: 1000)")
+    train.add_argument("--steps", type=_positive, default=1000, help="total optimizer steps (default: 1000)")
     train.add_argument(
         "--checkpoint-dir", type=Path, help="where checkpoints go (default: runs/<config name>)"
     )
@@ -152,9 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_non_negative, default=0, help="seed of the model and the data (default: 0)"
     )
     train.add_argument(
-        "--threads", type=_steps, default=1, help="torch threads (default: 1; see docs/cli.md)"
+        "--threads", type=_positive, default=1, help="torch threads (default: 1; see docs/cli.md)"
     )
-    train.add_argument("--log-every", type=_steps, help="steps between log lines when not on a terminal")
+    train.add_argument("--log-every", type=_positive, help="steps between log lines when not on a terminal")
     train.set_defaults(run=run_train)
     return parser
 
@@ -321,10 +323,10 @@ def _error_line(message: str) -> None:
     print(f"{PROGRAM}: error: {message}", file=sys.stderr)
 
 
-def _steps(text: str) -> int:
+def _positive(text: str) -> int:
     value = _integer(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive number of steps, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
