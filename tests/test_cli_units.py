@@ -179,6 +179,11 @@ def test_find_key(tmp_path: Path) -> None:
     )
     with pytest.raises(UsageError, match=r"several optimizer configs \(a.optimizer, b.optimizer\)"):
         find_key(YamlDocument.parse("a: {optimizer: 1}\nb: {optimizer: 2}"))
+    assert find_key(YamlDocument.parse("adma: {lr: 1}")) is None  # a typo'd document: reported as such
+    with pytest.raises(
+        UsageError, match=r"give the config's key with --key \(keys that may hold one: m.x_optimizer\)"
+    ):
+        find_key(YamlDocument.parse("run: {steps: 1}\nm: {x_optimizer: {sgd: {lr: 1}}}"))
 
 
 # ---------------------------------------------------------------- checkpoints and signals

@@ -7,6 +7,7 @@ config, else the shallowest mapping key named ``optimizer`` (``optimizer:``, ``m
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,13 +53,18 @@ def read_document(path: str | Path) -> YamlDocument:
 def find_key(document: YamlDocument) -> str | None:
     """The dotted key of the optimizer config in the document, or ``None`` for the whole document.
 
+    The whole document is the config when one of its keys is an optimizer config key (or close to
+    one: a typo is reported as such); else the shallowest mapping key named ``optimizer``.
+
     Raises:
-      UsageError: several keys named ``optimizer`` at the same depth (give ``--key``).
+      UsageError: several keys named ``optimizer`` at the same depth, or none and the document is not
+        an optimizer config (give ``--key``).
     """
     data = document.data
     if not isinstance(data, Mapping) or _looks_like_optimizer_config(data):
         return None
     level: list[tuple[str, Any]] = [(str(key), value) for key, value in data.items()]
+    candidates: list[str] = []
     while level:
         found = [path for path, _ in level if path.rsplit(".", 1)[-1] == AUTO_KEY]
         if len(found) > 1:
@@ -67,13 +73,18 @@ def find_key(document: YamlDocument) -> str | None:
             )
         if found:
             return found[0]
+        candidates += [path for path, value in level if AUTO_KEY in path.rsplit(".", 1)[-1] and value]
         level = [
             (f"{path}.{key}", child)
             for path, value in level
             if isinstance(value, Mapping)
             for key, child in value.items()
         ]
-    return None
+    hint = f" (keys that may hold one: {', '.join(candidates)})" if candidates else ""
+    raise UsageError(
+        f"{document.file}: no key named {AUTO_KEY!r} and the document is not an optimizer config; "
+        f"give the config's key with --key{hint}"
+    )
 
 
 def load_optimizer_config(path: str | Path, key: str | None = None) -> LoadedConfig:
@@ -93,7 +104,11 @@ def load_optimizer_config(path: str | Path, key: str | None = None) -> LoadedCon
 
 
 def _looks_like_optimizer_config(data: Mapping[Any, Any]) -> bool:
-    return any(str(key) in OptimizerConfig.model_fields for key in data)
+    """A key of the document is an optimizer config field, or close to one (a typo to report)."""
+    fields = list(OptimizerConfig.model_fields)
+    return not data or any(
+        str(key) in fields or difflib.get_close_matches(str(key), fields, n=1, cutoff=0.75) for key in data
+    )
 
 
 __all__ = [
