@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "show", parents=[common, config_options], help="a table of each group's learning rate at chosen steps"
     )
     show.add_argument(
-        "--steps", type=_positive, help="last step of the table (default: last phase boundary + 10%%)"
+        "--steps", type=_positive, help="last step of the table (default: the last phase boundary)"
     )
     show.add_argument("--at", type=_step_list, help="comma-separated steps instead of the phase boundaries")
     show.set_defaults(run=run_show)
