@@ -234,3 +234,37 @@ def test_data_stream_is_a_function_of_the_seed_and_position() -> None:
         assert torch.equal(left, right)
     assert not torch.equal(first.batch(7)[0], first.batch(8)[0])
     assert not torch.equal(SyntheticRankingData(shape, seed=4).batch(7)[0], first.batch(7)[0])
+
+
+# ---------------------------------------------------------------- several groups (as param groups will give)
+
+
+def test_show_and_plot_draw_every_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from matplotlib.image import imread
+
+    from tml.optimizers.cli import main as cli_main
+
+    groups = {"backbone": COSINE, "towers.engagement": RAMP, "embeddings": PIECES}
+    monkeypatch.setattr(cli_main, "group_schedules", lambda config: groups)
+    monkeypatch.setenv("COLUMNS", "200")
+    config = tmp_path / "config.yaml"
+    config.write_text("optimizer:\n  sgd: {lr: 0.1}\n")
+
+    assert cli_main.main(["show", str(config)]) == 0
+    rows = [
+        line.strip("│").split("│") for line in capsys.readouterr().out.splitlines() if line.startswith("│")
+    ]
+    assert [int(row[0]) for row in rows] == [0, 5, 8, 30, 50, 300]
+    for row in rows:
+        for cell, schedule in zip(row[1:4], groups.values(), strict=True):
+            assert float(cell) == pytest.approx(compute_lr(schedule, int(row[0])), rel=1e-5)
+    assert rows[1][4].strip() == "embeddings"  # step 5 is a phase boundary of the embeddings only
+
+    assert cli_main.main(["validate", str(config)]) == 0
+    summary = capsys.readouterr().out
+    assert "3 param group(s)" in summary and "towers.engagement" in summary
+
+    assert cli_main.main(["plot", str(config), "-o", str(tmp_path / "groups.png")]) == 0
+    assert imread(tmp_path / "groups.png").shape[:2] == (500, 1000)
