@@ -1,0 +1,368 @@
+"""``tml-optim``: check, show, plot and train with an optimizer config from the command line.
+
+Every subcommand takes ``--debug`` (a traceback instead of one line per error). Exit statuses: 0 success,
+1 an invalid config or a failed job, 2 a usage error, 128 + N when ``train`` was stopped by signal N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tml.core.config import ConfigError
+from tml.optimizers.cli import catalog, summary
+from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
+from tml.optimizers.cli.groups import group_schedules
+from tml.optimizers.cli.loading import ConfigFileError, LoadedConfig, load_optimizer_config
+from tml.optimizers.cli.plotting import DEFAULT_SIZE, plot_schedules
+from tml.optimizers.cli.schema import optimizer_schema
+from tml.optimizers.cli.suggestions import describe_issues
+from tml.optimizers.config import OptimizerConfig
+
+PROGRAM = "tml-optim"
+DESCRIPTION = "Check, show, plot and train with a tml-optimizers config (docs/cli.md)."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns (and, as a console script, exits with) the exit status."""
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    console = Console(highlight=False, soft_wrap=True)  # long paths stay on one line
+    try:
+        status: int = arguments.run(arguments, console)
+    except ConfigError as error:
+        if arguments.debug:
+            raise
+        _print_config_error(error)
+        return EXIT_FAILURE
+    except CliError as error:
+        if arguments.debug:
+            raise
+        _error_line(str(error))
+        return error.exit_status
+    except KeyboardInterrupt:
+        if arguments.debug:
+            raise
+        _error_line("interrupted")
+        return 128 + signal.SIGINT
+    except Exception as error:
+        if arguments.debug:
+            raise
+        message = " ".join(str(error).split())
+        _error_line(f"{type(error).__name__}: {message} (run with --debug for the traceback)")
+        return EXIT_FAILURE
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tml-optim`` and its subcommands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks instead of one-line errors",
+    )
+    key_option = argparse.ArgumentParser(add_help=False)
+    key_option.add_argument(
+        "--key",
+        help="dotted key of the optimizer config in the file (model.optimizer); default: the document "
+        "itself, or the key named 'optimizer'",
+    )
+    config_options = argparse.ArgumentParser(add_help=False, parents=[key_option])
+    config_options.add_argument("config", metavar="CONFIG", help="a YAML file holding an optimizer config")
+
+    parser = argparse.ArgumentParser(prog=PROGRAM, description=DESCRIPTION, parents=[common])
+    parser.set_defaults(debug=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate", parents=[common, key_option], help="check configs; print a summary or every error"
+    )
+    validate.add_argument(
+        "configs", metavar="CONFIG", nargs="+", help="YAML files holding an optimizer config"
+    )
+    validate.set_defaults(run=run_validate)
+
+    show = commands.add_parser(
+        "show", parents=[common, config_options], help="a table of each group's learning rate at chosen steps"
+    )
+    show.add_argument(
+        "--steps", type=_positive, help="last step of the table (default: the last phase boundary)"
+    )
+    show.add_argument("--at", type=_step_list, help="comma-separated steps instead of the phase boundaries")
+    show.set_defaults(run=run_show)
+
+    plot = commands.add_parser(
+        "plot", parents=[common, config_options], help="a PNG of each group's learning rate over the steps"
+    )
+    plot.add_argument("-o", "--output", default="lr.png", help="the PNG file to write (default: lr.png)")
+    plot.add_argument(
+        "--steps", type=_positive, help="last step of the plot (default: last phase boundary + 10%%)"
+    )
+    plot.add_argument("--log-y", action="store_true", help="logarithmic learning-rate axis")
+    plot.add_argument(
+        "--size",
+        type=_size,
+        default=DEFAULT_SIZE,
+        help="image size in pixels, WIDTHxHEIGHT (default: 1000x500)",
+    )
+    plot.set_defaults(run=run_plot)
+
+    schema = commands.add_parser("schema", parents=[common], help="the JSON Schema of the optimizer config")
+    schema.add_argument("-o", "--output", help="write to this file instead of standard output")
+    schema.add_argument(
+        "--key", help="schema of a document holding the config under this dotted key (e.g. optimizer)"
+    )
+    schema.set_defaults(run=run_schema)
+
+    listing = commands.add_parser("list", parents=[common], help="the optimizers and schedule kinds")
+    listing.set_defaults(run=run_list)
+
+    train = commands.add_parser(
+        "train", parents=[common, config_options], help="train the demo multi-task ranking model"
+    )
+    train.add_argument("--steps", type=_positive, default=1000, help="total optimizer steps (default: 1000)")
+    train.add_argument(
+        "--checkpoint-dir", type=Path, help="where checkpoints go (default: runs/<config name>)"
+    )
+    train.add_argument(
+        "--output-dir", type=Path, help="where the PNGs go (default: the checkpoint directory)"
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=_non_negative,
+        default=200,
+        metavar="K",
+        help="steps between checkpoints (0: only at the end and when stopped; default: 200)",
+    )
+    resume = train.add_mutually_exclusive_group()
+    resume.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir"
+    )
+    resume.add_argument(
+        "--fresh", action="store_true", help="start over even if --checkpoint-dir holds a checkpoint"
+    )
+    train.add_argument(
+        "--seed", type=_non_negative, default=0, help="seed of the model and the data (default: 0)"
+    )
+    train.add_argument(
+        "--threads", type=_positive, default=1, help="torch threads (default: 1; see docs/cli.md)"
+    )
+    train.add_argument("--log-every", type=_positive, help="steps between log lines when not on a terminal")
+    train.set_defaults(run=run_train)
+    return parser
+
+
+# ---------------------------------------------------------------- subcommands
+
+
+def run_validate(arguments: argparse.Namespace, console: Console) -> int:
+    status = EXIT_OK
+    summaries = 0
+    for config in arguments.configs:
+        try:
+            loaded = load_optimizer_config(config, arguments.key)
+        except ConfigError as error:
+            if arguments.debug:
+                raise
+            _print_config_error(error)
+            status = EXIT_FAILURE
+            continue
+        if summaries:
+            console.print()
+        _print_summary(loaded, console)
+        summaries += 1
+    return status
+
+
+def _print_summary(loaded: LoadedConfig, console: Console) -> None:
+    where = f" (at key {loaded.key})" if loaded.key else ""
+    console.print(f"[green]✓[/] {loaded.file}{where}: a valid optimizer config")
+    algorithm = loaded.config.algorithm()
+    settings = ", ".join(f"{name}={value}" for name, value in algorithm.optimizer_kwargs().items())
+    torch_class = catalog.public_name(algorithm.optimizer_class)
+    console.print(f"algorithm: {loaded.config.chosen('optimizer')[0]} ({torch_class}) {settings}")
+    schedules = group_schedules(loaded.config)
+    end = max((max(summary.schedule_facts(s).milestones, default=0) for s in schedules.values()), default=0)
+    final_at = f"at step {end}, the last phase boundary" if end else "at step 0 (no phase boundary)"
+    table = Table(title=f"{len(schedules)} param group(s); final LR {final_at}", title_justify="left")
+    for column in ("group", "schedule", "peak LR", "final LR", "warmup", "phase boundaries"):
+        table.add_column(column, no_wrap=column != "phase boundaries")
+    for name, schedule in schedules.items():
+        facts = summary.schedule_facts(schedule)
+        final = summary.learning_rates({name: schedule}, [end])[name][0]
+        table.add_row(
+            name,
+            facts.kind,
+            summary.format_lr(facts.peak),
+            summary.format_lr(final),
+            "—" if facts.warmup_steps is None else str(facts.warmup_steps),
+            ", ".join(map(str, facts.milestones)) or "none",
+        )
+    console.print(table)
+
+
+def run_show(arguments: argparse.Namespace, console: Console) -> int:
+    loaded = load_optimizer_config(arguments.config, arguments.key)
+    schedules = group_schedules(loaded.config)
+    if arguments.at is not None:
+        steps = sorted(set(arguments.at))
+    else:
+        steps = summary.milestone_steps(schedules.values(), arguments.steps)
+    values = summary.learning_rates(schedules, steps)
+    boundaries = {
+        name: set(summary.schedule_facts(schedule).milestones) for name, schedule in schedules.items()
+    }
+    table = Table(title=f"learning rate per param group: {loaded.file}", title_justify="left")
+    table.add_column("step", justify="right")
+    for name in schedules:
+        table.add_column(name, justify="right")
+    table.add_column("phase boundary of")
+    for index, step in enumerate(steps):
+        marks = ", ".join(name for name, steps_of in boundaries.items() if step in steps_of)
+        table.add_row(str(step), *(summary.format_lr(values[name][index]) for name in schedules), marks)
+    console.print(table)
+    return EXIT_OK
+
+
+def run_plot(arguments: argparse.Namespace, console: Console) -> int:
+    loaded = load_optimizer_config(arguments.config, arguments.key)
+    schedules = group_schedules(loaded.config)
+    end = arguments.steps if arguments.steps is not None else summary.default_end(schedules.values())
+    path = plot_schedules(
+        schedules,
+        arguments.output,
+        end=end,
+        log_y=arguments.log_y,
+        size=arguments.size,
+        title=f"learning rate per param group ({Path(loaded.file).name})",
+    )
+    console.print(f"wrote {path} (steps 0 to {end}, {len(schedules)} group(s))")
+    return EXIT_OK
+
+
+def run_schema(arguments: argparse.Namespace, console: Console) -> int:
+    text = json.dumps(optimizer_schema(arguments.key), indent=2) + "\n"
+    if arguments.output:
+        Path(arguments.output).write_text(text, encoding="utf-8")
+        console.print(f"wrote {arguments.output}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def run_list(arguments: argparse.Namespace, console: Console) -> int:
+    optimizers = Table(title="optimizers (keys of an optimizer config)", title_justify="left")
+    for column in ("key", "builds", "description"):
+        optimizers.add_column(column)
+    for entry in catalog.optimizer_entries():
+        optimizers.add_row(entry.key, entry.target, entry.description)
+    schedules = Table(title="schedule kinds (keys of learning_rate)", title_justify="left")
+    for column in ("key", "config", "description"):
+        schedules.add_column(column)
+    for entry in catalog.schedule_entries():
+        schedules.add_row(entry.key, entry.target, entry.description)
+    console.print(optimizers)
+    console.print(schedules)
+    return EXIT_OK
+
+
+def run_train(arguments: argparse.Namespace, console: Console) -> int:
+    from tml.optimizers.cli.training import TrainOptions, train  # the demo model: loaded only to train
+
+    loaded = load_optimizer_config(arguments.config, arguments.key)
+    checkpoint_dir = arguments.checkpoint_dir or Path("runs") / Path(arguments.config).stem
+    options = TrainOptions(
+        steps=arguments.steps,
+        checkpoint_dir=checkpoint_dir,
+        output_dir=arguments.output_dir or checkpoint_dir,
+        resume=arguments.resume,
+        fresh=arguments.fresh,
+        checkpoint_every=arguments.checkpoint_every,
+        seed=arguments.seed,
+        log_every=arguments.log_every,
+        threads=arguments.threads,
+    )
+    _print_training_header(loaded, options.steps, console)
+    result = train(loaded, options, console)
+    loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
+    console.print(f"trained {result.steps} steps, final loss {loss}")
+    console.print(f"checkpoint: {result.checkpoint}")
+    console.print(f"loss curve: {result.loss_plot}")
+    console.print(f"learning rate plot: {result.lr_plot}")
+    return EXIT_OK
+
+
+def _print_training_header(loaded: LoadedConfig, steps: int, console: Console) -> None:
+    groups = ", ".join(
+        f"{name} ({summary.schedule_facts(schedule).kind})"
+        for name, schedule in group_schedules(loaded.config).items()
+    )
+    console.print(f"training the demo ranking model for {steps} steps with {loaded.file}; groups: {groups}")
+
+
+# ---------------------------------------------------------------- errors and argument types
+
+
+def _print_config_error(error: ConfigError) -> None:
+    prefix_length = error.prefix_length if isinstance(error, ConfigFileError) else 0
+    _error_line(error.title + (f": {len(error.issues)} errors" if len(error.issues) > 1 else ":"))
+    for line in describe_issues(OptimizerConfig, error, prefix_length):
+        print(f"  {line}", file=sys.stderr)
+
+
+def _error_line(message: str) -> None:
+    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
+
+
+def _positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _step_list(text: str) -> list[int]:
+    steps = [_non_negative(part.strip()) for part in text.split(",") if part.strip()]
+    if not steps:
+        raise argparse.ArgumentTypeError("expected comma-separated steps such as 0,1000,5000")
+    return steps
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, separator, height = text.lower().partition("x")
+    if not separator:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1000x500, got {text}")
+    size = (_integer(width), _integer(height))
+    if min(size) < 50 or max(size) > 10_000:
+        raise argparse.ArgumentTypeError(f"each side must be between 50 and 10000 pixels, got {text}")
+    return size
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+__all__ = ["PROGRAM", "UsageError", "build_parser", "main"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Suggest the nearest valid key for a typo'd one, by walking the config classes along its path."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+import pydantic
+
+from tml.core.config import ConfigError, ConfigIssue
+
+EXTRA_KEY_MESSAGE = "Extra inputs are not permitted"
+"""pydantic's message for a key that the config class does not have (``extra="forbid"``)."""
+
+
+def models_at(root: type[pydantic.BaseModel], path: tuple[str | int, ...]) -> list[type[pydantic.BaseModel]]:
+    """The config classes that can stand at ``path`` under ``root`` (several where a field is a union).
+
+    List indices and dictionary keys are stepped over; a path through a non-config value yields none.
+
+    Examples:
+      >>> from tml.optimizers.config import OptimizerConfig
+      >>> [model.__name__ for model in models_at(OptimizerConfig, ("adam",))]
+      ['AdamConfig']
+    """
+    current: list[Any] = [root]
+    for part in path:
+        following: list[Any] = []
+        for annotation in current:
+            following.extend(_element_types(annotation, mapping=not isinstance(part, int)))
+            if isinstance(part, str):
+                for model in _models_in(annotation):
+                    field = model.model_fields.get(part)
+                    if field is not None:
+                        following.append(field.annotation)
+        current = following
+    return _unique(model for annotation in current for model in _models_in(annotation))
+
+
+def valid_keys(root: type[pydantic.BaseModel], parent: tuple[str | int, ...]) -> list[str]:
+    """The keys allowed in the mapping at ``parent`` (the union of every class that can stand there)."""
+    return _unique(name for model in models_at(root, parent) for name in model.model_fields)
+
+
+def suggest_key(root: type[pydantic.BaseModel], path: tuple[str | int, ...]) -> str | None:
+    """The valid key nearest to the last part of ``path``, if one is close enough (difflib).
+
+    Examples:
+      >>> from tml.optimizers.config import OptimizerConfig
+      >>> suggest_key(OptimizerConfig, ("adam", "beta"))
+      'betas'
+      >>> suggest_key(OptimizerConfig, ("adam", "completely_unrelated")) is None
+      True
+    """
+    if not path or not isinstance(path[-1], str):
+        return None
+    matches = difflib.get_close_matches(path[-1], valid_keys(root, path[:-1]), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def issue_hint(root: type[pydantic.BaseModel], issue: ConfigIssue, prefix_length: int) -> str:
+    """A hint for an unknown key (the nearest valid key and every valid one); ``""`` otherwise."""
+    if EXTRA_KEY_MESSAGE not in issue.message:
+        return ""
+    path = issue.path[prefix_length:]
+    keys = valid_keys(root, path[:-1])
+    if not keys:
+        return ""
+    nearest = suggest_key(root, path)
+    did_you_mean = f"did you mean {nearest!r}? " if nearest else ""
+    return f"{did_you_mean}valid keys: {', '.join(keys)}"
+
+
+def describe_issues(root: type[pydantic.BaseModel], error: ConfigError, prefix_length: int) -> list[str]:
+    """One line per issue: ``file:line:column: path: rule (got value)``, plus a hint for typos."""
+    lines = []
+    for issue in error.issues:
+        hint = issue_hint(root, issue, prefix_length)
+        lines.append(f"{issue}; {hint}" if hint else str(issue))
+    return lines
+
+
+def _models_in(annotation: Any) -> Iterator[type[pydantic.BaseModel]]:
+    """Every config class an annotation can hold (through ``X | None``, unions and ``Annotated``)."""
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        yield annotation
+        return
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        yield from _models_in(typing.get_args(annotation)[0])
+    elif origin is typing.Union or origin is types.UnionType:
+        for argument in typing.get_args(annotation):
+            yield from _models_in(argument)
+
+
+def _element_types(annotation: Any, *, mapping: bool) -> Iterator[Any]:
+    """The value types of the dicts (``mapping``) or the item types of the lists an annotation holds."""
+    for option in _flatten(annotation):
+        origin = typing.get_origin(option)
+        arguments = typing.get_args(option)
+        if mapping and origin is dict and len(arguments) == 2:
+            yield arguments[1]
+        elif not mapping and origin in (list, tuple, set, frozenset):
+            yield from (argument for argument in arguments if argument is not Ellipsis)
+
+
+def _flatten(annotation: Any) -> Iterator[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        yield from _flatten(typing.get_args(annotation)[0])
+    elif origin is typing.Union or origin is types.UnionType:
+        for argument in typing.get_args(annotation):
+            yield from _flatten(argument)
+    else:
+        yield annotation
+
+
+def _unique(items: Iterator[Any]) -> list[Any]:
+    return list(dict.fromkeys(items))
+
+
+__all__ = ["describe_issues", "issue_hint", "models_at", "suggest_key", "valid_keys"]

@@ -1,0 +1,330 @@
+"""The tml-optim command as a user runs it (subprocess): exit statuses, messages, tables, images, schema."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from tml.core.config import load_config_from_yaml
+from tml.optimizers import compute_lr
+from tml.optimizers.config import OptimizerConfig
+from tml.optimizers.schedules import SCHEDULES, schedule_milestones
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+DEMO = ROOT / "examples" / "cli_demo.yaml"
+
+
+def run_cli(*arguments: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``tml-optim`` (the installed console script) with a wide, colourless terminal."""
+    script = Path(sys.executable).with_name("tml-optim")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "tml.optimizers.cli.main"]
+    environment = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
+    return subprocess.run(
+        [*command, *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+
+
+# ---------------------------------------------------------------- broken files
+# Each text marks the line the error must point at with "#!" followed by the token whose column is
+# expected (the key, list item or character the YAML parser stops at); line and column are computed
+# from the text here, not taken from the program.
+
+BROKEN: list[tuple[str, str, str]] = [
+    ("optimizer:\n  adma:  #! adma\n    lr: 0.1\n", "optimizer.adma", r"did you mean 'adam'\?"),
+    (
+        "optimizer:\n  adam:\n    lr: 0.1\n    beta1: 0.9  #! beta1\n",
+        "optimizer.adam.beta1",
+        r"did you mean 'betas'",
+    ),
+    (
+        "optimizer:\n  sgd:\n    lr: -0.1  #! lr\n",
+        "optimizer.sgd.lr",
+        r"greater than or equal to 0 \(got -0.1\)",
+    ),
+    ("optimizer:\n  sgd: {lr: fast}  #! lr\n", "optimizer.sgd.lr", r"valid number.*got 'fast'"),
+    ("optimizer:\n  sgd: {lr: true}  #! lr\n", "optimizer.sgd.lr", r"boolean True"),
+    (
+        "optimizer:\n  adam:\n    lr: 0.1\n    betas:\n      - 1.0  #! 1.0\n      - 0.999\n",
+        "optimizer.adam.betas.0",
+        r"less than 1 \(got 1.0\)",
+    ),
+    (
+        "optimizer:\n  adam: {lr: 0.1, eps: -1.0}  #! eps\n",
+        "optimizer.adam.eps",
+        r"greater than or equal to 0",
+    ),
+    ("optimizer:  #! optimizer\n  adam: {lr: 0.1}\n  sgd: {lr: 0.1}\n", "optimizer", r"got 2: adam, sgd"),
+    ("optimizer:  #! optimizer\n  learning_rate: {constant: 0.1}\n", "optimizer", r"exactly one of .* got 0"),
+    ("optimizer:\n  adam:  #! adam\n    eps: 1.0e-8\n", "optimizer.adam", r"lr is required"),
+    ("optimizer:\n  sgd: {lr: 0.1, momentum: -1}  #! momentum\n", "optimizer.sgd.momentum", r">= 0|greater"),
+    ("optimizer:\n  adagrad: {lr: 0.1, eps: 0}  #! eps\n", "optimizer.adagrad.eps", r"greater than 0"),
+    (
+        "optimizer:\n  sgd: {lr: 0.1}\n  learning_rate:\n    linear_ramp_to_cosin:  #! linear_ramp_to_cosin\n"
+        "      learning_rate: 0.1\n",
+        "optimizer.learning_rate.linear_ramp_to_cosin",
+        r"did you mean 'linear_ramp_to_cosine'",
+    ),
+    (
+        "optimizer:\n  sgd: {lr: 0.1}\n  learning_rate:\n    linear_ramp_to_constant:\n"
+        "      learning_rate: 0.1\n      num_ramp_step: 10  #! num_ramp_step\n",
+        "optimizer.learning_rate.linear_ramp_to_constant.num_ramp_step",
+        r"did you mean 'num_ramp_steps'",
+    ),
+    (
+        "optimizer:\n  sgd: {lr: 0.1}\n  learning_rate:\n    linear_ramp_to_cosine:\n"
+        "      learning_rate: 0.1\n      final_learning_rate: 0.0\n      num_ramp_steps: 100\n"
+        "      final_num_steps: 100  #! final_num_steps\n",
+        "optimizer.learning_rate.linear_ramp_to_cosine.final_num_steps",
+        r"greater than num_ramp_steps \(100\), got 100",
+    ),
+    (
+        "optimizer:\n  sgd: {lr: 0.1}\n  learning_rate:\n    piecewise_constant:\n"
+        "      learning_rate_boundaries: [10, 20]\n"
+        "      learning_rate_values: [1.0, 0.5]  #! learning_rate_values\n",
+        "optimizer.learning_rate.piecewise_constant.learning_rate_values",
+        r"needs len\(learning_rate_boundaries\) \+ 1 = 3 values, got 2",
+    ),
+    (
+        "optimizer:\n  sgd: {lr: 0.1}\n  learning_rate:\n    piecewise_constant:\n"
+        "      learning_rate_boundaries: [20, 10]  #! learning_rate_boundaries\n"
+        "      learning_rate_values: [1.0, 0.5, 0.1]\n",
+        "optimizer.learning_rate.piecewise_constant.learning_rate_boundaries",
+        r"strictly increasing",
+    ),
+    (
+        "optimizer:\n  sgd: {lr: 0.1}\n  learning_rate:  #! learning_rate\n    constant: 0.1\n"
+        "    linear_ramp_to_constant: {learning_rate: 0.1, num_ramp_steps: 10}\n",
+        "optimizer.learning_rate",
+        r"got 2: constant, linear_ramp_to_constant",
+    ),
+    (
+        "optimizer:\n  sgd:  #! sgd\n    lr: {constant: 0.1}\n  learning_rate: {constant: 0.1}\n",
+        "optimizer.sgd",
+        r"lr is a schedule and learning_rate is set too",
+    ),
+    ("optimizer:  #! optimizer\n  - adam\n", "optimizer", r"expected a mapping"),
+    (
+        "model:\n  name: ranker\n  optimizer:\n    sgd:\n      lr: 0.1\n      momentun: 0.9  #! momentun\n",
+        "model.optimizer.sgd.momentun",
+        r"did you mean 'momentum'",
+    ),
+    ("optimizer:\n  adam:\n    lr: [0.1\n  sgd: 1  #! :\n", "", r"not valid YAML"),
+    ("optimizer:\n  adam:\n    lr: 0.1\n   eps: 0.1  #! eps\n", "", r"not valid YAML"),
+]
+
+
+def expected_position(text: str) -> tuple[int, int]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if "#!" in line:
+            token = line.split("#!")[1].strip()
+            return number, line.index(token) + 1
+    raise AssertionError("no #! marker")
+
+
+def test_broken_table_is_large_enough() -> None:
+    assert len(BROKEN) >= 15
+
+
+def test_every_broken_file_fails_with_file_line_column_path_and_rule(tmp_path: Path) -> None:
+    files = []
+    for index, (text, _, _) in enumerate(BROKEN):
+        path = tmp_path / f"broken_{index:02d}.yaml"
+        path.write_text(text)
+        files.append(path.name)
+    result = run_cli("validate", *files, cwd=tmp_path)  # one process for the whole table
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    for name, (text, path, message) in zip(files, BROKEN, strict=True):
+        line, column = expected_position(text)
+        prefix = f"{name}:{line}:{column}: " + (f"{path}: " if path else "")
+        matching = [entry.strip() for entry in lines if entry.strip().startswith(prefix)]
+        assert matching, f"no line starting with {prefix!r} in:\n{result.stderr}"
+        assert any(re.search(message, entry) for entry in matching), matching
+
+
+def test_one_broken_file_exit_status_and_message(tmp_path: Path) -> None:
+    text, _, message = BROKEN[0]
+    (tmp_path / "bad.yaml").write_text(text)
+    result = run_cli("validate", "bad.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("tml-optim: error: invalid config in bad.yaml:\n")
+    assert len(result.stderr.splitlines()) == 2  # the title, then one line for the one issue
+    assert re.search(message, result.stderr)
+
+
+def test_typo_hint_lists_the_valid_keys(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(BROKEN[1][0])
+    result = run_cli("validate", "bad.yaml", cwd=tmp_path)
+    valid = ", ".join(OptimizerConfig.model_fields["adam"].annotation.__args__[0].model_fields)  # type: ignore[union-attr]
+    assert f"valid keys: {valid}" in result.stderr
+
+
+def test_every_error_of_a_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("optimizer:\n  adam:\n    lr: -1\n    eps: -1\n    betas: [2, 0.5]\n")
+    result = run_cli("validate", "bad.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "3 errors" in result.stderr
+    for line, path in ((3, "optimizer.adam.lr"), (4, "optimizer.adam.eps"), (5, "optimizer.adam.betas.0")):
+        assert re.search(rf"bad\.yaml:{line}:\d+: {re.escape(path)}: ", result.stderr), result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(BROKEN[2][0])
+    result = run_cli("show", "bad.yaml", "--debug", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and re.search(r"Config\w*Error", result.stderr)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ("show", "missing.yaml"),
+        ("show", str(DEMO), "--at", "0,x"),
+        ("train", str(DEMO), "--resume", "--fresh"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, arguments: tuple[str, ...]) -> None:
+    result = run_cli(*arguments, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip()
+
+
+def test_key_option_and_missing_key(tmp_path: Path) -> None:
+    (tmp_path / "run.yaml").write_text("model:\n  optimizer:\n    sgd: {lr: 0.5}\n  other: {optimizer: 1}\n")
+    assert run_cli("validate", "run.yaml", "--key", "model.optimizer", cwd=tmp_path).returncode == 0
+    missing = run_cli("validate", "run.yaml", "--key", "model.optimiser", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "keys here: optimizer, other" in missing.stderr
+
+
+# ---------------------------------------------------------------- valid configs
+
+
+def test_validate_summary(tmp_path: Path) -> None:
+    result = run_cli("validate", DEMO)
+    assert result.returncode == 0, result.stderr
+    config = load_config_from_yaml(OptimizerConfig, DEMO, key="optimizer")
+    cosine = config.schedule().linear_ramp_to_cosine
+    assert cosine is not None
+    assert "a valid optimizer config" in result.stdout
+    assert "torch.optim.Adam" in result.stdout
+    row = next(
+        line for line in result.stdout.splitlines() if "default" in line and "linear_ramp_to_cosine" in line
+    )
+    cells = [cell.strip() for cell in row.strip("│┃ ").split("│")]
+    # group, schedule, peak, final (at the last phase boundary), warmup, boundaries
+    assert cells[0] == "default"
+    assert float(cells[2]) == pytest.approx(cosine.learning_rate)
+    assert float(cells[3]) == pytest.approx(cosine.final_learning_rate)
+    assert int(cells[4]) == cosine.num_ramp_steps
+    assert cells[5] == f"{cosine.num_ramp_steps}, {cosine.final_num_steps}"
+
+
+def test_validate_several_files_and_the_whole_document_form(tmp_path: Path) -> None:
+    (tmp_path / "plain.yaml").write_text("sgd: {lr: 0.1}\n")
+    (tmp_path / "bad.yaml").write_text("sgd: {lr: -1}\n")
+    result = run_cli("validate", "plain.yaml", str(DEMO), cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.count("a valid optimizer config") == 2
+    mixed = run_cli("validate", "plain.yaml", "bad.yaml", cwd=tmp_path)
+    assert mixed.returncode == 1 and "bad.yaml:1:" in mixed.stderr and "plain.yaml" in mixed.stdout
+
+
+def parse_table(output: str) -> list[list[str]]:
+    """The body rows of a rich table (cells split on the vertical bars)."""
+    rows = []
+    for line in output.splitlines():
+        if line.startswith("│"):
+            rows.append([cell.strip() for cell in line.strip("│").split("│")])
+    return rows
+
+
+def test_show_prints_the_phase_boundaries_by_default() -> None:
+    result = run_cli("show", DEMO)
+    assert result.returncode == 0, result.stderr
+    schedule = load_config_from_yaml(OptimizerConfig, DEMO, key="optimizer").schedule()
+    rows = parse_table(result.stdout)
+    steps = [int(row[0]) for row in rows]
+    assert steps == sorted({0, *schedule_milestones(schedule)})
+    for row in rows:
+        assert float(row[1]) == pytest.approx(compute_lr(schedule, int(row[0])), rel=1e-5, abs=1e-12)
+
+
+def test_show_at_and_steps() -> None:
+    schedule = load_config_from_yaml(OptimizerConfig, DEMO, key="optimizer").schedule()
+    at = run_cli("show", DEMO, "--at", "7,0,2500,10000,99999")
+    rows = parse_table(at.stdout)
+    assert [int(row[0]) for row in rows] == [0, 7, 2500, 10000, 99999]
+    for row in rows:
+        assert float(row[1]) == pytest.approx(compute_lr(schedule, int(row[0])), rel=1e-5, abs=1e-12)
+    # The cosine at 2500 steps: final + (peak - final) / 2 * (1 + cos(pi * 1500 / 9000)).
+    expected = 3e-5 + (3e-3 - 3e-5) * 0.5 * (1 + math.cos(math.pi * 1500 / 9000))
+    assert float(rows[2][1]) == pytest.approx(expected, rel=1e-5)
+    until = parse_table(run_cli("show", DEMO, "--steps", "2000").stdout)
+    assert [int(row[0]) for row in until] == [0, 1000, 2000]
+
+
+def test_plot_writes_a_png_of_the_requested_size(tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    result = run_cli("plot", DEMO, "-o", "out/lr.png", "--size", "640x360", "--log-y", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "out/lr.png" in result.stdout
+    image = imread(tmp_path / "out" / "lr.png")
+    assert image.shape[:2] == (360, 640)
+    default = run_cli("plot", DEMO, "--steps", "50000", cwd=tmp_path)
+    assert default.returncode == 0
+    assert imread(tmp_path / "lr.png").shape[:2] == (500, 1000)
+
+
+def test_list_names_every_optimizer_and_schedule_kind() -> None:
+    result = run_cli("list")
+    assert result.returncode == 0
+    first_cells = {row[0] for row in parse_table(result.stdout)}
+    schedule_keys = {kind.key for kind in SCHEDULES.values()}
+    algorithm_keys = set(OptimizerConfig.field_groups("one_of")["optimizer"])
+    assert schedule_keys | algorithm_keys <= first_cells
+    for kind in SCHEDULES.values():
+        summary = (kind.formula.__doc__ or "").strip().splitlines()[0].replace("``", "`")
+        assert summary[:40] in result.stdout
+
+
+def test_schema_validates_every_example(tmp_path: Path) -> None:
+    result = run_cli("schema", "-o", "schema.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    schema = json.loads((tmp_path / "schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.check_schema(schema)
+    for path in EXAMPLES:
+        document = yaml.safe_load(path.read_text())
+        validator.validate(document.get("optimizer", document))
+    for bad in ({}, {"adam": {"lr": 0.1}, "sgd": {"lr": 0.1}}, {"adam": {"lr": -1}}, {"adma": {"lr": 0.1}}):
+        assert not validator.is_valid(bad), bad
+    assert validator.is_valid({"adam": {"lr": 0.1}, "sgd": None, "adagrad": None})
+
+
+def test_schema_with_key_wraps_the_document() -> None:
+    result = run_cli("schema", "--key", "optimizer")
+    schema = json.loads(result.stdout)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in EXAMPLES:
+        validator.validate(yaml.safe_load(path.read_text()))
+    assert not validator.is_valid({"optimizer": {"adam": {"lr": 0.1, "betas": [1.5, 0.9]}}})
