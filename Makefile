@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[cli,dev,test]"
 	touch $(STAMP)
 
-DEMO_CONFIG := examples/cli_demo.yaml
+DEMO_CONFIG := examples/multi_task_towers.yaml
 DEMO_STEPS := 10000
 
 # Trains the demo ranking model (about a minute on 2 CPU cores), then plots the schedule.

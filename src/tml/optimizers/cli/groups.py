@@ -9,23 +9,28 @@ from __future__ import annotations
 from tml.optimizers.config import LearningRate, OptimizerConfig
 
 DEFAULT_GROUP = "default"
-"""The group of every parameter that no rule claims (the only group before param groups exist)."""
+"""The group of every parameter that no rule claims."""
 
 
 def group_schedules(config: OptimizerConfig) -> dict[str, LearningRate]:
-    """Each param group's name and schedule, in param-group order.
+    """Each param group's name and schedule, in param-group order, from the config alone.
 
-    Today every parameter is in one group, ``"default"``, with ``config.schedule()``. Once named
-    param groups exist (``config.param_groups``, the param-group issue), this reads them: each
-    group's own schedule (or the default one), in rule order, then ``"default"`` for the
-    parameters no rule claims. It needs no model: the groups come from the config alone.
+    The groups are the config's rules in order (``param_groups``, or recap's task towers), then the
+    group of the parameters no rule claims. Companion groups that ``build_optimizer`` derives from a
+    model (``<group>.no_weight_decay``, layer-decay groups) share their group's schedule and are not
+    listed. A group's ``lr_multiplier`` is not part of its schedule: see :func:`group_multipliers`.
 
     Examples:
       >>> from tml.optimizers.config import SgdConfig
       >>> group_schedules(OptimizerConfig(sgd=SgdConfig(lr=0.1)))
       {'default': LearningRate(constant=0.1, ...)}
     """
-    return {DEFAULT_GROUP: config.schedule()}
+    return {spec.name: spec.schedule for spec in config.group_specs()}
 
 
-__all__ = ["DEFAULT_GROUP", "group_schedules"]
+def group_multipliers(config: OptimizerConfig) -> dict[str, float]:
+    """Each param group's ``lr_multiplier``: its learning rate is the multiplier times its schedule."""
+    return {spec.name: spec.lr_multiplier for spec in config.group_specs()}
+
+
+__all__ = ["DEFAULT_GROUP", "group_multipliers", "group_schedules"]

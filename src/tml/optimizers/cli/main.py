@@ -19,7 +19,7 @@ from rich.table import Table
 from tml.core.config import ConfigError
 from tml.optimizers.cli import catalog, summary
 from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
-from tml.optimizers.cli.groups import group_schedules
+from tml.optimizers.cli.groups import group_multipliers, group_schedules
 from tml.optimizers.cli.loading import ConfigFileError, LoadedConfig, load_optimizer_config
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, plot_schedules
 from tml.optimizers.cli.schema import optimizer_schema
@@ -191,14 +191,15 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
     torch_class = catalog.public_name(algorithm.optimizer_class)
     console.print(f"algorithm: {loaded.config.chosen('optimizer')[0]} ({torch_class}) {settings}")
     schedules = group_schedules(loaded.config)
+    multipliers = group_multipliers(loaded.config)
     end = max((max(summary.schedule_facts(s).milestones, default=0) for s in schedules.values()), default=0)
     final_at = f"at step {end}, the last phase boundary" if end else "at step 0 (no phase boundary)"
     table = Table(title=f"{len(schedules)} param group(s); final LR {final_at}", title_justify="left")
     for column in ("group", "schedule", "peak LR", "final LR", "warmup", "phase boundaries"):
         table.add_column(column, no_wrap=column != "phase boundaries")
     for name, schedule in schedules.items():
-        facts = summary.schedule_facts(schedule)
-        final = summary.learning_rates({name: schedule}, [end])[name][0]
+        facts = summary.schedule_facts(schedule, multipliers.get(name, 1.0))
+        final = summary.learning_rates({name: schedule}, [end], multipliers)[name][0]
         table.add_row(
             name,
             facts.kind,
@@ -217,7 +218,7 @@ def run_show(arguments: argparse.Namespace, console: Console) -> int:
         steps = sorted(set(arguments.at))
     else:
         steps = summary.milestone_steps(schedules.values(), arguments.steps)
-    values = summary.learning_rates(schedules, steps)
+    values = summary.learning_rates(schedules, steps, group_multipliers(loaded.config))
     boundaries = {
         name: set(summary.schedule_facts(schedule).milestones) for name, schedule in schedules.items()
     }
@@ -244,6 +245,7 @@ def run_plot(arguments: argparse.Namespace, console: Console) -> int:
         log_y=arguments.log_y,
         size=arguments.size,
         title=f"learning rate per param group ({Path(loaded.file).name})",
+        multipliers=group_multipliers(loaded.config),
     )
     console.print(f"wrote {path} (steps 0 to {end}, {len(schedules)} group(s))")
     return EXIT_OK

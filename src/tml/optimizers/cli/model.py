@@ -3,7 +3,7 @@
 The model has the shape of a recommendation ranker (the Heavy Ranker's, in miniature): categorical
 features through embedding tables, a shared MLP backbone, and one tower per task predicting the
 probability of an engagement. Module names follow the param-group convention, so that rules such as
-``towers.engagement.*`` or ``*embedding*`` match: ``embeddings.<feature>``, ``backbone``,
+``towers.is_favorited.*`` or ``*embedding*`` match: ``embeddings.<feature>``, ``backbone``,
 ``towers.<task>``.
 """
 
@@ -14,7 +14,7 @@ import dataclasses
 import torch
 from torch import nn
 
-TASKS = ("engagement", "click", "reply")
+TASKS = ("is_favorited", "is_replied", "is_retweeted")
 """The tasks of the demo model: one tower each."""
 
 
@@ -39,8 +39,8 @@ class RankingModel(nn.Module):
       >>> model = RankingModel(ModelShape())
       >>> sorted({name.split(".")[0] for name, _ in model.named_parameters()})
       ['backbone', 'embeddings', 'towers']
-      >>> [name for name, _ in model.named_parameters() if name.startswith("towers.click")]
-      ['towers.click.0.weight', 'towers.click.0.bias', 'towers.click.2.weight', 'towers.click.2.bias']
+      >>> [name for name, _ in model.named_parameters() if name.startswith("towers.is_replied")]
+      ['towers.is_replied.0.weight', 'towers.is_replied.0.bias', 'towers.is_replied.2.weight', 'towers.is_replied.2.bias']
     """
 
     def __init__(self, shape: ModelShape) -> None:

@@ -47,8 +47,11 @@ def plot_schedules(
     log_y: bool = False,
     size: tuple[int, int] = DEFAULT_SIZE,
     title: str | None = None,
+    multipliers: Mapping[str, float] | None = None,
 ) -> Path:
     """Draw one curve per group from step 0 to ``end``, with phase boundaries as dotted lines.
+
+    A group's curve is its schedule times its entry in ``multipliers`` (1 when absent).
 
     The values come from the vectorized ``compute_lr`` on a tensor of steps. With ``log_y``, steps
     where the learning rate is 0 are left out of the curve (a log axis cannot show 0).
@@ -57,7 +60,7 @@ def plot_schedules(
     steps = sample_steps(end, list(schedules.values()))
     colors = _colors(len(schedules))
     for (name, schedule), color in zip(schedules.items(), colors, strict=True):
-        values = compute_lr(schedule, steps)
+        values = (multipliers or {}).get(name, 1.0) * compute_lr(schedule, steps)
         if log_y:
             values = torch.where(values > 0, values, torch.nan)
         axes.plot(steps.numpy(), values.numpy(), label=name, color=color, linewidth=1.6)

@@ -52,13 +52,18 @@ def suggest_key(root: type[pydantic.BaseModel], path: tuple[str | int, ...]) -> 
       >>> from tml.optimizers.config import OptimizerConfig
       >>> suggest_key(OptimizerConfig, ("adam", "beta"))
       'betas'
+      >>> suggest_key(OptimizerConfig, ("adma",))
+      'adam'
       >>> suggest_key(OptimizerConfig, ("adam", "completely_unrelated")) is None
       True
     """
     if not path or not isinstance(path[-1], str):
         return None
-    matches = difflib.get_close_matches(path[-1], valid_keys(root, path[:-1]), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    word = path[-1]
+    matches = difflib.get_close_matches(word, valid_keys(root, path[:-1]), n=3, cutoff=0.6)
+    # Swapped letters are the commonest typo ("adma"): prefer a key with exactly the same letters.
+    swapped = [match for match in matches if sorted(match) == sorted(word)]
+    return (swapped or matches or [None])[0]
 
 
 def issue_hint(root: type[pydantic.BaseModel], issue: ConfigIssue, prefix_length: int) -> str:

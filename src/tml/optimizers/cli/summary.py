@@ -28,8 +28,8 @@ class ScheduleFacts:
     when no phase boundary reaches it."""
 
 
-def schedule_facts(schedule: LearningRate) -> ScheduleFacts:
-    """The kind, bounds, phase boundaries and warmup length of a schedule.
+def schedule_facts(schedule: LearningRate, multiplier: float = 1.0) -> ScheduleFacts:
+    """The kind, bounds, phase boundaries and warmup length of a schedule (scaled by ``multiplier``).
 
     Examples:
       >>> from tml.optimizers.config import LinearRampToCosine
@@ -46,7 +46,7 @@ def schedule_facts(schedule: LearningRate) -> ScheduleFacts:
         if math.isclose(compute_lr(schedule, step), peak, rel_tol=1e-9, abs_tol=0.0):
             warmup = step
             break
-    return ScheduleFacts(entry.key, lowest, peak, milestones, warmup)
+    return ScheduleFacts(entry.key, multiplier * lowest, multiplier * peak, milestones, warmup)
 
 
 def default_end(schedules: Iterable[LearningRate]) -> int:
@@ -68,10 +68,19 @@ def milestone_steps(schedules: Iterable[LearningRate], end: int | None) -> list[
     return sorted(steps)
 
 
-def learning_rates(schedules: Mapping[str, LearningRate], steps: Sequence[int]) -> dict[str, list[float]]:
-    """Each group's learning rate at ``steps`` (one vectorized ``compute_lr`` per group)."""
+def learning_rates(
+    schedules: Mapping[str, LearningRate],
+    steps: Sequence[int],
+    multipliers: Mapping[str, float] | None = None,
+) -> dict[str, list[float]]:
+    """Each group's learning rate at ``steps`` (one vectorized ``compute_lr`` per group), times the
+    group's multiplier (1 when not given)."""
     tensor = torch.tensor(list(steps), dtype=torch.int64)
-    return {name: compute_lr(schedule, tensor).tolist() for name, schedule in schedules.items()}
+    factors = multipliers or {}
+    return {
+        name: (factors.get(name, 1.0) * compute_lr(schedule, tensor)).tolist()
+        for name, schedule in schedules.items()
+    }
 
 
 def format_lr(value: float) -> str:

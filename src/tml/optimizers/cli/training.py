@@ -22,7 +22,6 @@ from rich.console import Console
 from tml.optimizers import build_optimizer
 from tml.optimizers.cli.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from tml.optimizers.cli.errors import CliError
-from tml.optimizers.cli.groups import group_schedules
 from tml.optimizers.cli.loading import LoadedConfig
 from tml.optimizers.cli.model import ModelShape, RankingModel, SyntheticRankingData, ranking_loss
 from tml.optimizers.cli.plotting import plot_losses, plot_schedules
@@ -113,13 +112,13 @@ def train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> Trai
 
 def _train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> TrainResult:
     config = loaded.config
-    schedules = group_schedules(config)
     config_record = config.model_dump(mode="json", exclude_none=True)
     torch.manual_seed(options.seed)
     shape = ModelShape()
     model = RankingModel(shape)
     data = SyntheticRankingData(shape, seed=options.seed)
     optimizer, scheduler = build_optimizer(model, config)
+    schedules = scheduler.lr_dict  # the groups as built, companions included
 
     step, position, losses = 0, 0, []
     if options.resume:
@@ -192,6 +191,7 @@ def _train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> Tra
         options.output_dir / LR_PLOT,
         end=options.steps,
         title=f"learning rate per param group ({Path(loaded.file).name})",
+        multipliers=scheduler.lr_multipliers,
     )
     return TrainResult(step, losses[-1] if losses else None, final, loss_plot, lr_plot)
 

@@ -104,6 +104,10 @@ class SequencePhase(BaseConfig):
 class ScheduleSequence(pydantic.RootModel[list[SequencePhase]]):
     """Schedules one after the other; each sees the step relative to the start of its phase."""
 
+    root: list[SequencePhase] = pydantic.Field(
+        description="The phases in order: each but the last has steps; the last runs forever."
+    )
+
     @pydantic.field_validator("root")
     @classmethod
     def _well_formed(cls, phases: list[SequencePhase]) -> list[SequencePhase]:
