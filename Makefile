@@ -6,8 +6,8 @@ PY := $(VENV)/bin/python
 # package, so that the package's `torch>=2.4` is already met and pip never pulls a CUDA build.
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
-# benchmarks/ comes with the schedule catalogue; lint only the folders that exist.
-LINT_PATHS := $(wildcard src tests examples benchmarks)
+# The Python folders of the project.
+LINT_PATHS := $(wildcard src tests examples benchmarks scripts)
 
 .PHONY: demo test lint typecheck unit setup clean
 
