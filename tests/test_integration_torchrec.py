@@ -130,3 +130,60 @@ def test_state_dict_round_trip_continues_the_schedule() -> None:
     seen = train(model, optimizer, scheduler, STEPS - 4)
     for step, lrs in zip(range(4, STEPS), seen, strict=True):
         assert lrs == pytest.approx(expected(step), rel=1e-12, abs=1e-15), step
+
+
+def test_a_sharded_fused_embedding_takes_the_schedule_at_every_step(tmp_path: Any) -> None:
+    """DistributedModelParallel on CPU (one gloo rank): the fused (in-backward) SGD of the sharded
+    table applies exactly the LR that LRShim wrote for that step, measured from the update."""
+    import torch.distributed as dist
+    from fbgemm_gpu.split_embedding_configs import EmbOptimType
+    from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
+    from torchrec.distributed.model_parallel import DistributedModelParallel
+    from torchrec.distributed.planner import EmbeddingShardingPlanner, ParameterConstraints, Topology
+    from torchrec.optim.optimizers import in_backward_optimizer_filter
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        model = Ranker()
+        # The fused optimizer's own LR (0.5) is replaced by the schedule's from construction on.
+        sharder = EmbeddingBagCollectionSharder(
+            fused_params={"optimizer": EmbOptimType.EXACT_SGD, "learning_rate": 0.5}
+        )
+        constraints = {
+            "item_table": ParameterConstraints(sharding_types=["table_wise"], compute_kernels=["fused"])
+        }
+        planner = EmbeddingShardingPlanner(
+            topology=Topology(world_size=1, compute_device="cpu"), constraints=constraints
+        )
+        plan = planner.collective_plan(model, [sharder], dist.GroupMember.WORLD)
+        sharded = DistributedModelParallel(model, device=torch.device("cpu"), sharders=[sharder], plan=plan)
+        dense = KeyedOptimizerWrapper(dict(in_backward_optimizer_filter(sharded.named_parameters())), _adam)
+        optimizer = CombinedOptimizer([sharded.fused_optimizer, dense])
+        schedules = {
+            "fused": LearningRate.model_validate(PIECEWISE),
+            "dense": LearningRate.model_validate(COSINE),
+        }
+        scheduler = LRShim(optimizer, schedules)
+        # Four bags holding row 3 once each, sum pooling, loss = sum of outputs: the gradient of row 3
+        # is 4 * dense.weight, so the LR applied is the change of row 3 / (4 * dense.weight).
+        features = torchrec.KeyedJaggedTensor.from_lengths_sync(
+            keys=["item"], values=torch.tensor([3, 3, 3, 3]), lengths=torch.tensor([1, 1, 1, 1])
+        )
+        for step in range(5):
+            row_before = _row_3(sharded)
+            dense_weight = sharded.module.dense.weight.detach().clone()[0]
+            optimizer.zero_grad()
+            sharded(features).sum().backward()
+            optimizer.step()
+            applied = (row_before - _row_3(sharded)) / (4 * dense_weight)
+            assert applied.tolist() == pytest.approx([piecewise_lr(step)] * 4, rel=1e-5, abs=1e-7), step
+            assert optimizer.param_groups[1]["lr"] == pytest.approx(cosine_lr(step), rel=1e-12, abs=1e-15)
+            scheduler.step()
+    finally:
+        dist.destroy_process_group()
+
+
+def _row_3(model: Any) -> torch.Tensor:
+    (table,) = [value for name, value in model.state_dict().items() if "embeddings" in name]
+    return table.local_shards()[0].tensor[3].detach().clone()
