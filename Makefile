@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
-	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[cli,dev,test]"
+	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[cli,dev,test,integrations]"
 	touch $(STAMP)
 
 DEMO_CONFIG := examples/multi_task_towers.yaml
