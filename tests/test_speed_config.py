@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pydantic
@@ -356,3 +357,83 @@ def test_compiled_step_with_tensor_lr_from_a_config_compiles_once_over_100_steps
     assert len(graphs) == 1
     expected = [compute_lr(schedule_config.schedule(), step) for step in range(100)]
     assert lrs == expected and len(set(lrs)) > 50  # the schedule moved at (almost) every step
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["adam", "adamw", "sgd", "adagrad", "rmsprop", "adadelta", "adamax", "nadam", "radam", "asgd", "rprop"],
+)
+def test_many_groups_build_the_same_optimizer_as_torch_constructs_it(key: str) -> None:
+    # build_optimizer fills the groups' parameters after construction (torch's per-group
+    # disjointness check is quadratic): the result equals torch's own construction.
+    model = Model()
+    cfg = OptimizerConfig.model_validate(
+        {
+            key: {"lr": 0.01},
+            "exclude_from_weight_decay": ["bias"] if key not in ("rprop",) else [],
+            "param_groups": [{"name": "head", "params": ["head.*"], "lr_multiplier": 0.5}],
+        }
+    )
+    optimizer, _ = build_optimizer(model, cfg)
+    assert len(optimizer.param_groups) > 1
+    first = optimizer.param_groups[0]
+    accepted = inspect.signature(type(optimizer)).parameters
+    by_torch = type(optimizer)(
+        [dict(group) for group in optimizer.param_groups],
+        **{name: value for name, value in first.items() if name in accepted and name != "params"},
+    )
+    assert optimizer.defaults == by_torch.defaults
+    for ours, theirs in zip(optimizer.param_groups, by_torch.param_groups, strict=True):
+        assert ours.keys() == theirs.keys()
+        assert all(
+            ours[name] is theirs[name] or ours[name] == theirs[name] for name in ours if name != "params"
+        )
+        assert [id(p) for p in ours["params"]] == [id(p) for p in theirs["params"]]
+    train(model, optimizer, None, range(2))
+
+
+NAMES = [
+    "towers.a.0.weight",
+    "towers.a.0.bias",
+    "towers.ab.weight",
+    "towers.b1.weight",
+    "towers.b22.bias",
+    "tower.x",
+    "towersXa",
+    "embedding.weight",
+    "emb.weight",
+    "a",
+    "ab",
+    "abbb",
+    "b",
+]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "towers.a.*",
+        "towers.a*",
+        "*.bias",
+        "towers.?1.*",
+        "emb*",
+        "a",
+        "re:^towers\\.a",
+        "re:^towers.a",  # an unescaped dot matches any character
+        "re:^towers\\.b\\d+\\.",
+        "re:^ab+",
+        "re:^ab*",
+        "re:^ab?",
+        "re:^a{2}",
+        "re:^tower|^emb",
+        "re:^(towers)\\.a",
+        "re:^[te]",
+        "re:weight$",
+        "re:^",
+    ],
+)
+def test_prefix_narrowed_matching_equals_testing_every_name(pattern: str) -> None:
+    from tml.optimizers.patterns import NameIndex, compile_pattern, matching_positions
+
+    expected = [position for position, name in enumerate(NAMES) if compile_pattern(pattern)(name)]
+    assert matching_positions([pattern], NAMES, NameIndex(NAMES)) == expected

@@ -39,8 +39,18 @@ FOREACH_MAX_MEAN_NUMEL = 2048
 """On CPU without a fused kernel, ``auto`` takes ``foreach`` up to this mean tensor size (elements)."""
 
 
+_ACCEPTS: dict[tuple[type, str], bool] = {}
+
+
 def accepts_keyword(optimizer_class: type[torch.optim.Optimizer], keyword: str) -> bool:
     """Whether the constructor of ``optimizer_class`` takes ``keyword`` (``fused``, ``foreach``)."""
+    known = _ACCEPTS.get((optimizer_class, keyword))
+    if known is None:
+        known = _ACCEPTS[(optimizer_class, keyword)] = _signature_has(optimizer_class, keyword)
+    return known
+
+
+def _signature_has(optimizer_class: type[torch.optim.Optimizer], keyword: str) -> bool:
     try:
         parameters = inspect.signature(optimizer_class.__init__).parameters
     except (TypeError, ValueError):
@@ -104,7 +114,7 @@ def implementation_kwargs(
         )
     tensors = list(params)
     kinds = {(tensor.device, tensor.dtype) for tensor in tensors}
-    plain = all(type(tensor) in (torch.Tensor, torch.nn.Parameter) for tensor in tensors)
+    plain = {type(tensor) for tensor in tensors} <= {torch.Tensor, torch.nn.Parameter}
     fused = bool(tensors) and plain and all(has_fused_kernel(optimizer_class, *kind) for kind in kinds)
     foreach = bool(tensors) and all(has_foreach_kernel(optimizer_class, device) for device, _ in kinds)
     if implementation == "for_loop":

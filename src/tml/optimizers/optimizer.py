@@ -115,7 +115,36 @@ def _torch_optimizer(groups: list[ParamGroup], model: torch.nn.Module) -> torch.
             names = ", ".join(repr(group.name) for group in groups)
             raise FlattenError(f"param group(s) {names}: {error}") from None
     constructor: Any = optimizer_class
+    if optimizer_class in _GROUPS_ADDED_AFTER and len(param_groups) > 1:
+        # torch's add_param_group checks each new group against every earlier group's parameters
+        # (a set of all of them per group: O(groups × parameters), most of build_optimizer's time on
+        # a model with 10,000 parameters). The groups here are disjoint by construction
+        # (assign_param_groups checks it) and hold the model's leaf parameters, so the built-in
+        # classes, which do not look at the parameters in their constructor, get their groups
+        # with empty parameter lists, filled in afterwards.
+        optimizer = constructor([{**group, "params": []} for group in param_groups], lr=lr, **defaults)
+        for group_dict, group in zip(optimizer.param_groups, param_groups, strict=True):
+            group_dict["params"] = list(group["params"])
+        return optimizer
     return constructor(param_groups, lr=lr, **defaults)
+
+
+_GROUPS_ADDED_AFTER: frozenset[type[torch.optim.Optimizer]] = frozenset(
+    {
+        torch.optim.Adam,
+        torch.optim.AdamW,
+        torch.optim.SGD,
+        torch.optim.Adagrad,
+        torch.optim.RMSprop,
+        torch.optim.Adadelta,
+        torch.optim.Adamax,
+        torch.optim.NAdam,
+        torch.optim.RAdam,
+        torch.optim.ASGD,
+        torch.optim.Rprop,
+    }
+)
+"""torch's own classes (exactly these, not subclasses) whose constructors only read the defaults."""
 
 
 def group_implementation_kwargs(
