@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.common import interleaved_medians
-from benchmarks.optimizer_step import LAYOUTS, _tensors
+from benchmarks.optimizer_step import EXAMPLE, LAYOUTS, _tensors
 
 NO_FUSED: dict[str, type[torch.optim.Optimizer]] = {
     "RMSprop": torch.optim.RMSprop,
@@ -26,6 +26,8 @@ def main() -> None:
     print("| layout | optimizer | for_loop ms | foreach ms | foreach/for_loop |")
     print("|---|---|---|---|---|")
     for layout, (count, size) in LAYOUTS.items():
+        if layout == EXAMPLE:
+            continue
         params = _tensors(count, size, seed=0)
         for name, optimizer_class in NO_FUSED.items():
             variants = {

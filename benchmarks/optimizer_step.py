@@ -6,13 +6,19 @@ For each optimizer and layout, with gradients present:
   on CPU that resolves to the for-loop (checked below);
 * ``for_loop`` / ``foreach`` / ``fused``: each forced; ``best`` is the fastest of the three (the
   user who hand-picks the best torch option);
-* ``auto``: ``implementation_kwargs(..., "auto")``;
-* ``flatten``: ``FlatOptimizer`` over the same parameters (with ``auto`` for the one flat tensor);
-  ``flat kernel`` is its inner step alone, without the per-parameter gradient check;
+* ``auto``: ``build_optimizer`` with the algorithm's config (``implementation: auto``, the default);
+* ``flatten``: ``build_optimizer`` with ``flatten: true`` (a ``FlatOptimizer``, ``auto`` for the
+  flat tensor); ``flat kernel`` is its inner step alone, without the per-parameter gradient check;
 * ``floor``: bytes moved per parameter ÷ the stream bandwidth measured in this run (in-place add,
   see ``benchmarks.common.stream_bandwidth``; Adam and AdamW
   read param, grad, exp_avg, exp_avg_sq and write three: 28 B in float32; SGD with momentum and
   Adagrad read three and write two: 20 B).
+
+Layouts: 2000 tensors × 256, 200 × 4096, 32 × 262,144, and the multi-task example model
+(``tml.optimizers.cli.model.RankingModel``, the model of ``examples/multi_task_towers.yaml``: its
+embeddings, backbone and towers, 24 tensors) with each algorithm on all its parameters. The example's
+own config (Adam towers with their schedules, SGD embeddings: a ``CombinedOptimizer``) is measured
+in :func:`example_config_row`.
 
 Run alone: ``python -m benchmarks.optimizer_step``.
 """
@@ -28,13 +34,17 @@ import torch
 from torch.optim.optimizer import _default_to_fused_or_foreach
 
 from benchmarks.common import interleaved_medians, stream_bandwidth, verdict
+from tml.optimizers import build_optimizer
+from tml.optimizers.cli.model import ModelShape, RankingModel
+from tml.optimizers.config import OptimizerConfig
 from tml.optimizers.flat import FlatOptimizer
-from tml.optimizers.implementation import implementation_kwargs
 
+EXAMPLE = "multi-task example"
 LAYOUTS: dict[str, tuple[int, int]] = {
     "2000×256": (2000, 256),
     "200×4096": (200, 4096),
     "32×262144": (32, 262144),
+    EXAMPLE: (0, 0),  # the parameters of RankingModel(ModelShape())
 }
 ALGORITHMS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], int]] = {
     "Adam": (torch.optim.Adam, {"lr": 1e-3}, 28),
@@ -42,6 +52,8 @@ ALGORITHMS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], int]] =
     "SGD-momentum": (torch.optim.SGD, {"lr": 1e-3, "momentum": 0.9}, 20),
     "Adagrad": (torch.optim.Adagrad, {"lr": 1e-3}, 20),
 }
+CONFIG_KEYS = {"Adam": "adam", "AdamW": "adamw", "SGD-momentum": "sgd", "Adagrad": "adagrad"}
+"""The algorithm key of each row's config (the same hyperparameters as ``ALGORITHMS``)."""
 TORCH_CHOICES = {"for_loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
@@ -70,26 +82,82 @@ def _tensors(count: int, size: int, seed: int) -> list[torch.Tensor]:
     return params
 
 
+def _model(layout: str, seed: int) -> torch.nn.Module:
+    """A module holding the layout's parameters, each with a gradient."""
+    generator = torch.Generator().manual_seed(seed)
+    if layout == EXAMPLE:
+        torch.manual_seed(seed)
+        model: torch.nn.Module = RankingModel(ModelShape())
+    else:
+        count, size = LAYOUTS[layout]
+        model = torch.nn.Module()
+        model.weights = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.randn(size, generator=generator)) for _ in range(count)
+        )
+    for param in model.parameters():
+        param.grad = torch.randn(param.shape, generator=generator) * 1e-3
+    return model
+
+
+def _config(algorithm: str, **speed: Any) -> OptimizerConfig:
+    _, kwargs, _ = ALGORITHMS[algorithm]
+    return OptimizerConfig(**{CONFIG_KEYS[algorithm]: {**kwargs, **speed}})
+
+
+def _choice(optimizer: torch.optim.Optimizer) -> str:
+    group = optimizer.param_groups[0]
+    return "fused" if group.get("fused") else "foreach" if group.get("foreach") else "for_loop"
+
+
 def measure(layout: str, algorithm: str, bandwidth: float, repeats: int) -> StepResult:
-    count, size = LAYOUTS[layout]
     optimizer_class, kwargs, bytes_per_param = ALGORITHMS[algorithm]
-    params = _tensors(count, size, seed=0)
+    model = _model(layout, seed=0)
+    params = list(model.parameters())
     if _default_to_fused_or_foreach(params, differentiable=False, use_fused=False) != (False, False):
         raise RuntimeError("torch's default is not the for-loop on this device: measure it separately")
     optimizers = {name: optimizer_class(params, **kwargs, **choice) for name, choice in TORCH_CHOICES.items()}
-    auto_kwargs = implementation_kwargs(optimizer_class, params, "auto")
-    optimizers["auto"] = optimizer_class(params, **kwargs, **auto_kwargs)
-    auto_choice = next(name for name, choice in TORCH_CHOICES.items() if choice == auto_kwargs)
-    flat_params = _tensors(count, size, seed=1)
-    flat_choice = implementation_kwargs(optimizer_class, [torch.empty(count * size)], "auto")
-    flat = FlatOptimizer(flat_params, optimizer_class, **kwargs, **flat_choice)
+    optimizers["auto"], _ = build_optimizer(model, _config(algorithm))
+    auto_choice = _choice(optimizers["auto"])
+    flat, _ = build_optimizer(_model(layout, seed=1), _config(algorithm, flatten=True))
+    if not isinstance(flat, FlatOptimizer):
+        raise RuntimeError("flatten: true did not build a FlatOptimizer")
     variants = {name: optimizer.step for name, optimizer in optimizers.items()}
     variants["flatten"] = flat.step
     variants["flat kernel"] = flat.inner.step
     seconds = interleaved_medians(variants, repeats)
     seconds["default"] = seconds["for_loop"]
-    floor = bytes_per_param * count * size / bandwidth
+    floor = bytes_per_param * sum(param.numel() for param in params) / bandwidth
     return StepResult(layout, algorithm, seconds, floor, auto_choice)
+
+
+def example_config_row(repeats: int) -> dict[str, float]:
+    """``examples/multi_task_towers.yaml`` as written (Adam towers, SGD embeddings), built by
+    ``build_optimizer`` with every algorithm block set to ``for_loop`` (the original's default),
+    ``auto`` (the default) and ``flatten: true``: seconds per step."""
+    import yaml
+
+    with open("examples/multi_task_towers.yaml") as file:
+        data = yaml.safe_load(file)["optimizer"]
+
+    def variant(**speed: Any) -> dict[str, Any]:
+        copy = {**data, "adam": {**data["adam"], **speed}}
+        copy["param_groups"] = [
+            {**group, **{key: {**group[key], **speed} for key in ("sgd", "adam") if key in group}}
+            for group in data["param_groups"]
+        ]
+        return copy
+
+    steps = {}
+    for name, speed in (
+        ("default", {"implementation": "for_loop"}),
+        ("auto", {}),
+        ("flatten", {"flatten": True}),
+    ):
+        optimizer, _ = build_optimizer(
+            _model(EXAMPLE, seed=0), OptimizerConfig.model_validate(variant(**speed))
+        )
+        steps[name] = optimizer.step
+    return interleaved_medians(steps, repeats)
 
 
 def step_after_backward(layout: str, algorithm: str, repeats: int) -> dict[str, float]:
@@ -99,12 +167,12 @@ def step_after_backward(layout: str, algorithm: str, repeats: int) -> dict[str, 
     per-parameter gradient check runs on warm caches; the loop of ``measure`` (steps without
     backward) is its worst case.
     """
-    count, size = LAYOUTS[layout]
+    _, size = LAYOUTS[layout]
     optimizer_class, kwargs, _ = ALGORITHMS[algorithm]
     inputs = torch.randn(size)
     setups = {}
     for name in ("fused", "flatten"):
-        params = _tensors(count, size, seed=2)
+        params = list(_model(layout, seed=2).parameters())
         if name == "flatten":
             optimizer: torch.optim.Optimizer = FlatOptimizer(params, optimizer_class, **kwargs, fused=True)
         else:
@@ -132,12 +200,13 @@ def run(
         measure(layout, algorithm, bandwidth, repeats) for layout in LAYOUTS for algorithm in ALGORITHMS
     ]
     for result in results:
-        if result.algorithm == "Adam":
+        if result.algorithm == "Adam" and result.layout != EXAMPLE:
             after_backward = step_after_backward(result.layout, "Adam", 3 * repeats)
             result.seconds["fused after backward"] = after_backward["fused"]
             result.seconds["flatten after backward"] = after_backward["flatten"]
     # auto builds the same optimizer as one of torch's choices; its ratio to the measured best is 1
     # by construction when it picks the best, and the measured ratio is then timing noise.
+    example = example_config_row(repeats)
     picks_best = [result for result in results if result.auto_choice == result.best_name]
     others = [result for result in results if result.auto_choice != result.best_name]
     auto_vs_best = max((result.seconds["auto"] / result.best for result in others), default=1.0)
@@ -177,7 +246,32 @@ def run(
             verdict(kernel_vs_floor, 1.2),
         ),
     ]
+    targets.append(
+        (
+            "multi-task example config (Adam towers + SGD embeddings): default / auto",
+            example["default"] / example["auto"],
+            2.0,
+            verdict(example["default"] / example["auto"], 2.0, lower_is_better=False),
+        )
+    )
+    EXAMPLE_CONFIG_SECONDS.clear()
+    EXAMPLE_CONFIG_SECONDS.update(example)
     return results, bandwidths, targets
+
+
+EXAMPLE_CONFIG_SECONDS: dict[str, float] = {}
+"""The last run's :func:`example_config_row` (printed by :func:`example_table`)."""
+
+
+def example_table() -> str:
+    """The example config's step: for-loop everywhere, auto, flatten (ms) and the ratios."""
+    ms = {name: value * 1e3 for name, value in EXAMPLE_CONFIG_SECONDS.items()}
+    return (
+        "| examples/multi_task_towers.yaml on RankingModel | default (for-loop) ms | auto ms | flatten ms "
+        "| default/auto | auto/flatten |\n|---|---|---|---|---|---|\n"
+        f"| CombinedOptimizer (Adam + SGD) | {ms['default']:.3f} | {ms['auto']:.3f} | {ms['flatten']:.3f} "
+        f"| {ms['default'] / ms['auto']:.1f} | {ms['auto'] / ms['flatten']:.1f} |"
+    )
 
 
 def table(results: list[StepResult]) -> str:
@@ -227,6 +321,7 @@ def main() -> None:
     print(", ".join(f"{name}: {value / 1e9:.1f} GB/s" for name, value in bandwidths.items()))
     print(table(results))
     print(after_backward_table(results))
+    print(example_table())
     for name, value, target, outcome in targets:
         print(f"{name}: {value:.2f} (target {target}) {outcome}")
 

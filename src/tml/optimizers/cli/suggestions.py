@@ -63,7 +63,9 @@ def suggest_key(root: type[pydantic.BaseModel], path: tuple[str | int, ...]) -> 
     matches = difflib.get_close_matches(word, valid_keys(root, path[:-1]), n=3, cutoff=0.6)
     # Swapped letters are the commonest typo ("adma"): prefer a key with exactly the same letters.
     swapped = [match for match in matches if sorted(match) == sorted(word)]
-    return (swapped or matches or [None])[0]
+    if swapped:
+        return swapped[0]
+    return matches[0] if matches else None
 
 
 def issue_hint(root: type[pydantic.BaseModel], issue: ConfigIssue, prefix_length: int) -> str:
