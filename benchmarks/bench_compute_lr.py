@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 
 from tml.optimizers.schedules import SCHEDULES, LearningRate, compute_lr
@@ -145,6 +144,7 @@ def main() -> int:
     parser.add_argument("--loop-steps", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     arguments = parser.parse_args()
+    import numpy as np  # not a dependency of the package: imported here so CONFIGS can be reused
 
     missing = {kind.key for kind in SCHEDULES.values()} - set(CONFIGS)
     if missing:

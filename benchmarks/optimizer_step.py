@@ -148,14 +148,15 @@ def example_config_row(repeats: int) -> dict[str, float]:
         return copy
 
     steps = {}
+    kept: list[Any] = []
     for name, speed in (
         ("default", {"implementation": "for_loop"}),
         ("auto", {}),
         ("flatten", {"flatten": True}),
     ):
-        optimizer, _ = build_optimizer(
-            _model(EXAMPLE, seed=0), OptimizerConfig.model_validate(variant(**speed))
-        )
+        model = _model(EXAMPLE, seed=0)
+        optimizer, scheduler = build_optimizer(model, OptimizerConfig.model_validate(variant(**speed)))
+        kept.append((model, optimizer, scheduler))  # torch's step wrapper holds the optimizer weakly
         steps[name] = optimizer.step
     return interleaved_medians(steps, repeats)
 

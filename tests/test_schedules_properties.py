@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from tml.optimizers.schedules import (
     SCHEDULES,
     LearningRate,
+    compile_schedule,
     compute_lr,
     evaluate,
     schedule_bounds,
@@ -344,3 +345,31 @@ def test_warmup_is_a_monotone_ramp_onto_the_schedule(key: str, data: st.DataObje
     assert all(direction * (later - earlier) >= 0 for earlier, later in itertools.pairwise(ramp))
     for step in data.draw(st.lists(st.integers(0, HUGE_STEP - warmup_steps), max_size=10)):
         assert compute_lr(warmed, warmup_steps + step) == compute_lr(body, step)
+
+
+def test_the_common_kinds_and_every_warmup_have_a_fast_scalar_closure() -> None:
+    fast = {kind.key for kind in SCHEDULES.values() if kind.compile_scalar is not None}
+    expected = {
+        "constant",
+        "piecewise_constant",
+        "linear_ramp_to_constant",
+        "linear_ramp_to_cosine",
+        "sequence",
+    }
+    assert expected | set(WARMUP_KEYS) <= fast
+
+
+@pytest.mark.parametrize("key", KIND_KEYS)
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_the_compiled_closure_equals_compute_lr(key: str, data: st.DataObject) -> None:
+    # Every registered kind (its fast closure, or the generic fallback), warmups and nested
+    # sequences included, at the boundary steps (milestones ± 1, 0, 1, huge) and at random steps.
+    schedule = LearningRate.model_validate(data.draw(KIND_STRATEGIES[key]))
+    lr_at = compile_schedule(schedule)
+    for step in data.draw(steps_for(schedule)):
+        value, expected = lr_at(step), compute_lr(schedule, step)
+        assert type(value) is float
+        assert value == expected or math.isclose(value, expected, rel_tol=1e-15, abs_tol=0.0), (
+            f"step {step}: closure {value!r}, compute_lr {expected!r}"
+        )

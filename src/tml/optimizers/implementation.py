@@ -39,7 +39,18 @@ FOREACH_MAX_MEAN_NUMEL = 2048
 """On CPU without a fused kernel, ``auto`` takes ``foreach`` up to this mean tensor size (elements)."""
 
 
-def _accepts(optimizer_class: type[torch.optim.Optimizer], keyword: str) -> bool:
+_ACCEPTS: dict[tuple[type, str], bool] = {}
+
+
+def accepts_keyword(optimizer_class: type[torch.optim.Optimizer], keyword: str) -> bool:
+    """Whether the constructor of ``optimizer_class`` takes ``keyword`` (``fused``, ``foreach``)."""
+    known = _ACCEPTS.get((optimizer_class, keyword))
+    if known is None:
+        known = _ACCEPTS[(optimizer_class, keyword)] = _signature_has(optimizer_class, keyword)
+    return known
+
+
+def _signature_has(optimizer_class: type[torch.optim.Optimizer], keyword: str) -> bool:
     try:
         parameters = inspect.signature(optimizer_class.__init__).parameters
     except (TypeError, ValueError):
@@ -52,7 +63,7 @@ def has_fused_kernel(
 ) -> bool:
     """Whether torch has a fused kernel of ``optimizer_class`` for this device and dtype."""
     return (
-        _accepts(optimizer_class, "fused")
+        accepts_keyword(optimizer_class, "fused")
         and device.type in _get_fused_kernels_supported_devices()
         and dtype.is_floating_point
     )
@@ -60,7 +71,7 @@ def has_fused_kernel(
 
 def has_foreach_kernel(optimizer_class: type[torch.optim.Optimizer], device: torch.device) -> bool:
     """Whether ``optimizer_class`` has a foreach implementation for this device."""
-    return _accepts(optimizer_class, "foreach") and device.type in [
+    return accepts_keyword(optimizer_class, "foreach") and device.type in [
         *_get_foreach_kernels_supported_devices(),
         "cpu",
     ]
@@ -103,19 +114,19 @@ def implementation_kwargs(
         )
     tensors = list(params)
     kinds = {(tensor.device, tensor.dtype) for tensor in tensors}
-    plain = all(type(tensor) in (torch.Tensor, torch.nn.Parameter) for tensor in tensors)
+    plain = {type(tensor) for tensor in tensors} <= {torch.Tensor, torch.nn.Parameter}
     fused = bool(tensors) and plain and all(has_fused_kernel(optimizer_class, *kind) for kind in kinds)
     foreach = bool(tensors) and all(has_foreach_kernel(optimizer_class, device) for device, _ in kinds)
     if implementation == "for_loop":
-        return {"foreach": False} if _accepts(optimizer_class, "foreach") else {}
+        return {"foreach": False} if accepts_keyword(optimizer_class, "foreach") else {}
     if implementation == "fused" and fused:
         return {"fused": True}
     if implementation in ("fused", "foreach"):
-        return {"foreach": foreach} if _accepts(optimizer_class, "foreach") else {}
+        return {"foreach": foreach} if accepts_keyword(optimizer_class, "foreach") else {}
     # auto
     if fused:
         return {"fused": True}
-    if not _accepts(optimizer_class, "foreach"):
+    if not accepts_keyword(optimizer_class, "foreach"):
         return {}
     if not foreach:
         return {"foreach": False}
@@ -129,6 +140,7 @@ __all__ = [
     "FOREACH_MAX_MEAN_NUMEL",
     "IMPLEMENTATIONS",
     "Implementation",
+    "accepts_keyword",
     "has_foreach_kernel",
     "has_fused_kernel",
     "implementation_kwargs",

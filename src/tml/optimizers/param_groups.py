@@ -27,7 +27,7 @@ import torch
 from tml.optimizers.algorithms import OptimizerAlgorithmConfig
 from tml.optimizers.config import GroupSpec, OptimizerConfig
 from tml.optimizers.group_config import LayerDecayConfig
-from tml.optimizers.patterns import matching_positions, pattern_matcher
+from tml.optimizers.patterns import NameIndex, matching_positions, pattern_matcher
 from tml.optimizers.schedules import LearningRate
 
 NO_WEIGHT_DECAY_SUFFIX = ".no_weight_decay"
@@ -104,37 +104,43 @@ def named_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Paramet
     Raises:
       ValueError: two parameters would get the same name.
     """
-    # Unwrapped module prefixes, computed once per module (a parent comes before its children).
+    # One walk over the modules (a parent comes before its children), as torch's own
+    # named_parameters() does: modules and parameters reached twice are skipped, so a shared
+    # parameter keeps its first name. Each module's unwrapped prefix is computed once.
     prefixes: dict[str, str] = {}
     modules: dict[str, torch.nn.Module] = {}
-    for prefix, module in model.named_modules(remove_duplicate=False):
+    seen_parameters: set[int] = set()
+    seen: dict[str, tuple[str, str]] = {}
+    result = []
+    for prefix, module in model.named_modules():
         modules[prefix] = module
         if not prefix:
-            prefixes[prefix] = ""
-            continue
-        parent_prefix, _, part = prefix.rpartition(".")
-        parent = modules.get(parent_prefix)
-        kept = prefixes.get(parent_prefix, parent_prefix)
-        if part in TRANSPARENT_ATTRIBUTES or (part == "module" and _is_data_parallel(parent)):
-            prefixes[prefix] = kept
+            unwrapped_prefix = ""
         else:
-            prefixes[prefix] = f"{kept}.{part}" if kept else part
-    seen: dict[str, str] = {}
-    result = []
-    for raw_name, parameter in model.named_parameters():
-        module_prefix, _, leaf = raw_name.rpartition(".")
-        unwrapped_prefix = prefixes.get(module_prefix)
-        if unwrapped_prefix is None:  # a wrapper that renames its parameters: walk the name
-            name = unwrapped_name(model, raw_name)
-        else:
+            parent_prefix, _, part = prefix.rpartition(".")
+            kept = prefixes.get(parent_prefix, parent_prefix)
+            if part in TRANSPARENT_ATTRIBUTES or (
+                part == "module" and _is_data_parallel(modules.get(parent_prefix))
+            ):
+                unwrapped_prefix = kept
+            else:
+                unwrapped_prefix = f"{kept}.{part}" if kept else part
+        prefixes[prefix] = unwrapped_prefix
+        for leaf, parameter in module._parameters.items():
+            if parameter is None or id(parameter) in seen_parameters:
+                continue
+            seen_parameters.add(id(parameter))
             name = f"{unwrapped_prefix}.{leaf}" if unwrapped_prefix else leaf
-        if name in seen:
-            raise ValueError(
-                f"parameters {seen[name]!r} and {raw_name!r} both become {name!r} once wrappers are "
-                "left out of their names"
-            )
-        seen[name] = raw_name
-        result.append((name, parameter))
+            if name in seen:
+                first_prefix, first_leaf = seen[name]
+                first = f"{first_prefix}.{first_leaf}" if first_prefix else first_leaf
+                raw_name = f"{prefix}.{leaf}" if prefix else leaf
+                raise ValueError(
+                    f"parameters {first!r} and {raw_name!r} both become {name!r} once wrappers are "
+                    "left out of their names"
+                )
+            seen[name] = (prefix, leaf)
+            result.append((name, parameter))
     return result
 
 
@@ -249,8 +255,9 @@ def assign_param_groups(model: torch.nn.Module, config: OptimizerConfig) -> list
     rules = specs[:-1]  # the last spec is the group of unclaimed parameters
 
     owner: dict[int, int] = {}  # position in `named` -> index of the rule that claimed it
+    name_index = NameIndex(names)  # sorted once: each pattern only tests names with its prefix
     for rule_index, spec in enumerate(rules):
-        matched = matching_positions(spec.patterns, names)
+        matched = matching_positions(spec.patterns, names, name_index)
         if not matched:
             raise ValueError(
                 f"{spec.path}: none of its patterns {list(spec.patterns)} matches a parameter name of "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import functools
 import re
@@ -53,12 +54,89 @@ def compile_pattern(pattern: str) -> Callable[[str], bool]:
     return lambda name: matcher(name) is not None
 
 
-def matching_positions(patterns: Sequence[str], names: Sequence[str]) -> list[int]:
-    """The positions (ascending) of the names that at least one of ``patterns`` matches."""
+_GLOB_SPECIAL = frozenset("*?[")
+_QUANTIFIERS = frozenset("*+?{")
+
+
+@functools.cache
+def literal_prefix(pattern: str) -> str:
+    """A string every name the pattern matches starts with (``""`` when none is known).
+
+    For a glob, the characters before its first wildcard; for a ``re:`` regex anchored with ``^``
+    and without alternation, its leading literal characters (plain letters, digits, ``_``, and
+    escaped punctuation such as ``\\.``), stopping before a character a quantifier applies to.
+
+    Examples:
+      >>> literal_prefix("towers.a.*"), literal_prefix(r"re:^towers\\.b\\d+"), literal_prefix("re:tower")
+      ('towers.a.', 'towers.b', '')
+    """
+    if not pattern.startswith(REGEX_PREFIX):
+        for index, character in enumerate(pattern):
+            if character in _GLOB_SPECIAL:
+                return pattern[:index]
+        return pattern
+    source = pattern[len(REGEX_PREFIX) :]
+    if not source.startswith("^") or "|" in source:
+        return ""
+    literal: list[str] = []
+    index = 1
+    while index < len(source):
+        character = source[index]
+        if character == "\\":
+            if index + 1 >= len(source) or source[index + 1].isalnum():
+                break  # \d, \w, \b...: a class or an assertion, not a literal
+            value, width = source[index + 1], 2
+        elif character.isalnum() or character == "_":
+            value, width = character, 1
+        else:
+            break
+        following = source[index + width] if index + width < len(source) else ""
+        if following in _QUANTIFIERS:
+            break
+        literal.append(value)
+        index += width
+    return "".join(literal)
+
+
+class NameIndex:
+    """Parameter names sorted once, so a pattern with a literal prefix only tests the names that
+    start with it (a binary search) instead of every name."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        order = sorted(range(len(self.names)), key=self.names.__getitem__)
+        self.sorted_names = [self.names[position] for position in order]
+        self.positions = order
+
+    def candidates(self, prefix: str) -> tuple[list[str], list[int]]:
+        """The names starting with ``prefix`` and their positions (all names for ``""``)."""
+        if not prefix:
+            return self.names, list(range(len(self.names)))
+        start = bisect.bisect_left(self.sorted_names, prefix)
+        end = start
+        names = self.sorted_names
+        while end < len(names) and names[end].startswith(prefix):
+            end += 1
+        return names[start:end], self.positions[start:end]
+
+
+def matching_positions(
+    patterns: Sequence[str], names: Sequence[str], index: NameIndex | None = None
+) -> list[int]:
+    """The positions (ascending) of the names that at least one of ``patterns`` matches.
+
+    Args:
+      patterns: globs or ``re:`` regexes.
+      names: the parameter names.
+      index: a :class:`NameIndex` of ``names``, built once by a caller that matches many patterns.
+    """
+    if index is None:
+        index = NameIndex(names)
     found: set[int] = set()
     for pattern in patterns:
         matcher = pattern_matcher(pattern)
-        found.update(position for position, name in enumerate(names) if matcher(name))
+        candidates, positions = index.candidates(literal_prefix(pattern))
+        found.update(position for position, name in zip(positions, candidates, strict=True) if matcher(name))
     return sorted(found)
 
 

@@ -105,11 +105,20 @@ class LRShim(LRScheduler):
         self.group_names = list(self.lr_dict)
         self.lr_multipliers = {name: float(multipliers.get(name, 1.0)) for name in self.group_names}
         self.schedule_position = schedule_position
+        # Groups that share a schedule config evaluate it once per step (the usual case: most groups
+        # follow the default schedule); each group then applies its multiplier.
+        slots: dict[str, int] = {}
+        self._slots = [slots.setdefault(config.model_dump_json(), len(slots)) for config in lr_dict.values()]
+        configs = list(lr_dict.values())
+        first_of_slot = {slot: configs[index] for index, slot in reversed(list(enumerate(self._slots)))}
+        self._unique_functions = [compile_schedule(first_of_slot[slot]) for slot in range(len(slots))]
+        self._group_multipliers = [self.lr_multipliers[name] for name in self.group_names]
         self._lr_functions = [
-            _scaled(compile_schedule(config), self.lr_multipliers[name])
-            for name, config in self.lr_dict.items()
+            _scaled(self._unique_functions[slot], multiplier)
+            for slot, multiplier in zip(self._slots, self._group_multipliers, strict=True)
         ]
-        self._last_lr: list[float] = []  # type: ignore[assignment]
+        self._all_multipliers_one = all(multiplier == 1.0 for multiplier in self._group_multipliers)
+        self._unique_values: list[float] = []
         self._started = False
         super().__init__(optimizer, last_epoch)
         if schedule_position == "optimizer_steps":
@@ -139,14 +148,24 @@ class LRShim(LRScheduler):
 
     def _write_lrs(self) -> None:
         step = self.last_epoch
-        values = [lr_at(step) for lr_at in self._lr_functions]
-        for group, value in zip(self.optimizer.param_groups, values, strict=True):
-            current = group["lr"]
-            if isinstance(current, torch.Tensor):
-                current.fill_(value)
-            else:
+        unique = [lr_at(step) for lr_at in self._unique_functions]
+        self._unique_values = unique
+        groups = self.optimizer.param_groups
+        # The lengths were checked at construction; zip(strict=True) costs per step.
+        if self._all_multipliers_one:
+            for group, slot in zip(groups, self._slots, strict=False):
+                value = unique[slot]
+                if type(group["lr"]) is float:  # isinstance(, Tensor) goes through torch's slow metaclass
+                    group["lr"] = value
+                else:
+                    _write_lr(group, value)
+            return
+        for group, slot, multiplier in zip(groups, self._slots, self._group_multipliers, strict=False):
+            value = unique[slot] if multiplier == 1.0 else multiplier * unique[slot]
+            if type(group["lr"]) is float:
                 group["lr"] = value
-        self._last_lr = values
+            else:
+                _write_lr(group, value)
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
         """The learning rate of every group at the current step (closed form, no side effect)."""
@@ -155,8 +174,14 @@ class LRShim(LRScheduler):
     _get_closed_form_lr = get_lr
 
     def get_last_lr(self) -> list[float]:  # type: ignore[override]
-        """The learning rates last written, one float per group."""
-        return list(self._last_lr)
+        """The learning rates last written, one float per group (built on demand)."""
+        unique = self._unique_values
+        if not unique:
+            return []
+        return [
+            unique[slot] if multiplier == 1.0 else multiplier * unique[slot]
+            for slot, multiplier in zip(self._slots, self._group_multipliers, strict=True)
+        ]
 
     def state_dict(self) -> dict[str, Any]:
         """The step plus what identifies the schedules: plain data, loadable with ``weights_only``."""
@@ -207,6 +232,15 @@ class LRShim(LRScheduler):
                 record["lr_multiplier"] = self.lr_multipliers[name]
             records.append(record)
         return records
+
+
+def _write_lr(group: dict[str, Any], value: float) -> None:
+    """Write ``value`` into a group whose ``lr`` is not a float: a tensor in place, else replaced."""
+    current = group["lr"]
+    if isinstance(current, torch.Tensor):
+        current.fill_(value)
+    else:
+        group["lr"] = value
 
 
 def _scaled(lr_at: Callable[[int], float], multiplier: float) -> Callable[[int], float]:

@@ -8,7 +8,13 @@ compiled step reads it, so the step compiles once.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+
+FOREACH_REFUSES_TENSOR_LR: tuple[type[torch.optim.Optimizer], ...] = (torch.optim.Adam, torch.optim.AdamW)
+"""Optimizers whose ``foreach`` step refuses a tensor ``lr`` without ``capturable`` (torch 2.13;
+SGD, Adagrad, RMSprop and the others take it)."""
 
 
 def use_tensor_lr(optimizer: torch.optim.Optimizer, dtype: torch.dtype = torch.float64) -> None:
@@ -34,20 +40,42 @@ def use_tensor_lr(optimizer: torch.optim.Optimizer, dtype: torch.dtype = torch.f
       tensor(0.5000, dtype=torch.float64)
     """
     for index, group in enumerate(optimizer.param_groups):
-        lr = group["lr"]
-        if isinstance(lr, torch.Tensor):
-            if lr.dim() != 0:
-                raise ValueError(
-                    f"tensor_lr: param group {index} has a tensor lr of shape {tuple(lr.shape)}; "
-                    "it must be 0-dim"
-                )
-            continue
-        if group.get("foreach") and not group.get("capturable", False):
+        make_lr_tensor(group, f"param group {index}", dtype, optimizer_class=type(optimizer))
+
+
+def make_lr_tensor(
+    group: dict[str, Any],
+    label: str,
+    dtype: torch.dtype = torch.float64,
+    *,
+    optimizer_class: type[torch.optim.Optimizer] | None = None,
+) -> None:
+    """Make one param group's ``lr`` a 0-dim CPU tensor (see :func:`use_tensor_lr`).
+
+    Args:
+      group: the param group dict, changed in place.
+      label: how error messages name the group (``param group 0``).
+      dtype: the tensor's dtype.
+      optimizer_class: the group's torch optimizer; ``foreach`` is refused for the classes of
+        :data:`FOREACH_REFUSES_TENSOR_LR` (for any class when not given).
+
+    Raises:
+      ValueError: as :func:`use_tensor_lr`.
+    """
+    lr = group["lr"]
+    if isinstance(lr, torch.Tensor):
+        if lr.dim() != 0:
             raise ValueError(
-                f"tensor_lr: param group {index} uses foreach=True without capturable, where torch "
-                "refuses a tensor lr; use implementation fused or for_loop"
+                f"tensor_lr: {label} has a tensor lr of shape {tuple(lr.shape)}; it must be 0-dim"
             )
-        group["lr"] = torch.tensor(float(lr), dtype=dtype)
+        return
+    refuses = optimizer_class is None or issubclass(optimizer_class, FOREACH_REFUSES_TENSOR_LR)
+    if refuses and group.get("foreach") and not group.get("capturable", False):
+        raise ValueError(
+            f"tensor_lr: {label} uses foreach=True without capturable, where torch "
+            "refuses a tensor lr; use implementation fused or for_loop"
+        )
+    group["lr"] = torch.tensor(float(lr), dtype=dtype)
 
 
-__all__ = ["use_tensor_lr"]
+__all__ = ["FOREACH_REFUSES_TENSOR_LR", "make_lr_tensor", "use_tensor_lr"]

@@ -23,6 +23,7 @@ from tml.optimizers.algorithms.adaptive import (
 )
 from tml.optimizers.algorithms.base import (
     IMPLEMENTATION_KWARGS,
+    SPEED_FIELDS,
     LearningRateOrSchedule,
     OptimizerAlgorithmConfig,
 )
@@ -34,6 +35,7 @@ from tml.optimizers.algorithms.sgd import ASGDConfig, AsgdConfig, SGDConfig, Sgd
 __all__ = [
     "ALGORITHMS",
     "IMPLEMENTATION_KWARGS",
+    "SPEED_FIELDS",
     "ASGDConfig",
     "AdadeltaConfig",
     "AdafactorConfig",

@@ -10,7 +10,11 @@ import torch
 
 from tml.core.config import BaseConfig
 from tml.optimizers.fields import LearningRateValue
+from tml.optimizers.flat import ELEMENTWISE_OPTIMIZERS
+from tml.optimizers.implementation import Implementation
 from tml.optimizers.schedules import LearningRate
+from tml.optimizers.tensor_lr import FOREACH_REFUSES_TENSOR_LR
+from tml.optimizers.validation import raise_at
 
 
 def _lr_branch(value: Any) -> str:
@@ -29,6 +33,10 @@ IMPLEMENTATION_KWARGS = ("foreach", "fused", "capturable", "differentiable")
 computed, not what it computes (the speed work gives them a field of its own, ``implementation``)."""
 
 
+SPEED_FIELDS = ("implementation", "flatten", "tensor_lr")
+"""The fields of every algorithm that choose how its torch optimizer is built (issue 5)."""
+
+
 class OptimizerAlgorithmConfig(BaseConfig):
     """Base of the algorithm configs: the learning rate and the torch class to build.
 
@@ -41,14 +49,72 @@ class OptimizerAlgorithmConfig(BaseConfig):
     """The config key of the algorithm (``adam`` for ``OptimizerConfig(adam=...)``)."""
     optimizer_class: ClassVar[type[torch.optim.Optimizer]]
     """The torch optimizer this config builds."""
-    non_torch_fields: ClassVar[frozenset[str]] = frozenset({"lr"})
-    """Fields that are not constructor arguments of the torch class (``lr`` is set per group)."""
+    non_torch_fields: ClassVar[frozenset[str]] = frozenset({"lr", *SPEED_FIELDS})
+    """Fields that are not constructor arguments of the torch class (``lr`` is set per group; the
+    speed fields choose how the optimizer is built)."""
 
     lr: LearningRateOrSchedule | None = pydantic.Field(
         None,
         description="The learning rate: a number, or a schedule (a LearningRate). May be left out "
         "when the optimizer config sets learning_rate, which then wins.",
     )
+    implementation: Implementation = pydantic.Field(
+        "auto",
+        description="Which torch kernel steps the group: auto (fused where torch has a fused kernel "
+        "for the optimizer, device and dtype; otherwise, on CPU, foreach for small tensors and the "
+        "for-loop for large ones: see docs/speed.md), fused, foreach or for_loop. An explicit choice "
+        "torch has no kernel for falls back (fused -> foreach -> for_loop). Every choice gives the "
+        "same parameters within float rounding.",
+    )
+    flatten: bool = pydantic.Field(
+        False,
+        description="Make the group's parameters and gradients views into one contiguous buffer per "
+        "dtype and device, so the optimizer steps one tensor (much faster with many small tensors). "
+        "Elementwise optimizers only (not adafactor, muon, sparse_adam); refused when the optimizer "
+        "is built for sparse gradients or DTensor/FSDP parameters. The model's parameters, names and "
+        "state_dict, and the optimizer's checkpoint format, are unchanged.",
+    )
+    tensor_lr: bool = pydantic.Field(
+        False,
+        description="Hold the group's learning rate in a 0-dim tensor that the scheduler updates in "
+        "place, so torch.compile(optimizer.step) compiles once instead of recompiling as the "
+        "schedule moves. Not with implementation foreach for adam/adamw (torch refuses a tensor lr "
+        "there).",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _check_speed_fields(self) -> OptimizerAlgorithmConfig:
+        title = type(self).__name__
+        if self.flatten:
+            reason = self.flatten_refusal()
+            if reason is not None:
+                raise_at(title, ("flatten",), reason, self.flatten)
+        if self.tensor_lr and self.implementation == "foreach" and self.foreach_refuses_tensor_lr():
+            raise_at(
+                title,
+                ("tensor_lr",),
+                f"tensor_lr cannot be combined with implementation foreach for "
+                f"{self.torch_class().__name__} (torch refuses a tensor lr with foreach unless "
+                "capturable); use implementation auto, fused or for_loop",
+                self.tensor_lr,
+            )
+        return self
+
+    def flatten_refusal(self) -> str | None:
+        """Why ``flatten`` cannot be used with this algorithm, or ``None`` when it can."""
+        optimizer_class = self.torch_class()
+        if issubclass(optimizer_class, ELEMENTWISE_OPTIMIZERS):
+            return None
+        return (
+            f"flatten: {self.key or optimizer_class.__name__} ({optimizer_class.__name__}) cannot step "
+            "flat buffers: only elementwise optimizers give the same result on one flat buffer "
+            "(sparse, closure-based or shape-dependent ones do not); set flatten: false, or use one "
+            "of " + ", ".join(cls.__name__ for cls in ELEMENTWISE_OPTIMIZERS)
+        )
+
+    def foreach_refuses_tensor_lr(self) -> bool:
+        """Whether torch refuses a tensor ``lr`` for this optimizer with ``foreach=True``."""
+        return issubclass(self.torch_class(), FOREACH_REFUSES_TENSOR_LR)
 
     def torch_class(self) -> type[torch.optim.Optimizer]:
         """The torch optimizer class this config builds."""

@@ -11,7 +11,7 @@ from typing import Any
 import pydantic
 import torch
 
-from tml.optimizers.algorithms.base import OptimizerAlgorithmConfig
+from tml.optimizers.algorithms.base import SPEED_FIELDS, OptimizerAlgorithmConfig
 from tml.optimizers.validation import raise_at
 
 _NOT_KWARGS = {"params", "lr"}
@@ -71,7 +71,7 @@ class CustomOptimizerConfig(OptimizerAlgorithmConfig):
     """
 
     key = "custom"
-    non_torch_fields = frozenset({"lr", "class_path", "kwargs"})
+    non_torch_fields = frozenset({"lr", "class_path", "kwargs", *SPEED_FIELDS})
 
     class_path: str = pydantic.Field(
         description="Import path of the optimizer class, 'package.module:Class' (e.g. 'torch.optim:Adam')."

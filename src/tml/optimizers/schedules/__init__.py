@@ -5,6 +5,7 @@ from tml.optimizers.schedules import (  # noqa: F401
     composite_kinds,
     cyclic_kinds,
     decay_kinds,
+    scalar_closures,
     seed_kinds,
 )
 from tml.optimizers.schedules.config import (

@@ -30,6 +30,9 @@ class ScheduleKind:
     those of its first cycles."""
     discontinuities: Callable[[Any], list[int]]
     """The milestones where the value jumps; the formula is continuous at every other one."""
+    compile_scalar: Callable[[Any], Callable[[int], float]] | None = None
+    """Optional: a fast closure of the step for one config (only the step's branch, numbers bound as
+    locals), equal to the formula on the scalar backend; used by :func:`compile_schedule`."""
 
 
 def _no_discontinuity(_: Any) -> list[int]:
@@ -63,6 +66,11 @@ def register_schedule(
         return formula
 
     return register
+
+
+def set_scalar_compiler(config_class: type, compile_scalar: Callable[[Any], Callable[[int], float]]) -> None:
+    """Give the registered kind of ``config_class`` a fast scalar closure (see ``ScheduleKind``)."""
+    SCHEDULES[config_class] = dataclasses.replace(SCHEDULES[config_class], compile_scalar=compile_scalar)
 
 
 def schedule_kind(lr_config: LearningRate | Any) -> tuple[ScheduleKind, Any]:
@@ -136,8 +144,14 @@ def _compute_on_tensor(entry: ScheduleKind, kind_config: Any, steps: torch.Tenso
 
 
 def compile_schedule(lr_config: LearningRate | Any) -> Callable[[int], float]:
-    """``compute_lr`` for one schedule as a closure of the step: the lookup is done once, here."""
+    """``compute_lr`` for one schedule as a closure of the step (``int`` ≥ 0, not checked).
+
+    The lookup is done once, here. The kind's ``compile_scalar`` closure is used when it has one
+    (equal values, evaluated faster); otherwise the generic formula on the scalar backend.
+    """
     entry, kind_config = schedule_kind(lr_config)
+    if entry.compile_scalar is not None:
+        return entry.compile_scalar(kind_config)
     formula = entry.formula
 
     def lr_at(step: int) -> float:
