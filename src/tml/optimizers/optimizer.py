@@ -54,6 +54,10 @@ def build_optimizer(
     Raises:
       ValueError: the model has no trainable parameter, or does not fit the config's rules.
     """
+    if optimizer_config.shard_optimizer_state:  # ZeRO-1: see tml.optimizers.distributed.zero
+        from tml.optimizers.distributed.zero import build_zero_optimizer
+
+        return build_zero_optimizer(model, optimizer_config)
     groups = assign_param_groups(model, optimizer_config)
     by_key: dict[object, list[ParamGroup]] = {}
     for group in groups:

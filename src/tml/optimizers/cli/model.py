@@ -40,7 +40,8 @@ class RankingModel(nn.Module):
       >>> sorted({name.split(".")[0] for name, _ in model.named_parameters()})
       ['backbone', 'embeddings', 'towers']
       >>> [name for name, _ in model.named_parameters() if name.startswith("towers.is_replied")]
-      ['towers.is_replied.0.weight', 'towers.is_replied.0.bias', 'towers.is_replied.2.weight', 'towers.is_replied.2.bias']
+      ['towers.is_replied.0.weight', 'towers.is_replied.0.bias',
+       'towers.is_replied.2.weight', 'towers.is_replied.2.bias']
     """
 
     def __init__(self, shape: ModelShape) -> None:
