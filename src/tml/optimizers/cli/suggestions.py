@@ -63,7 +63,8 @@ def suggest_key(root: type[pydantic.BaseModel], path: tuple[str | int, ...]) -> 
     matches = difflib.get_close_matches(word, valid_keys(root, path[:-1]), n=3, cutoff=0.6)
     # Swapped letters are the commonest typo ("adma"): prefer a key with exactly the same letters.
     swapped = [match for match in matches if sorted(match) == sorted(word)]
-    return (swapped or matches or [None])[0]
+    candidates = swapped or matches
+    return candidates[0] if candidates else None
 
 
 def issue_hint(root: type[pydantic.BaseModel], issue: ConfigIssue, prefix_length: int) -> str:
