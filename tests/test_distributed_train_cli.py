@@ -1,11 +1,12 @@
-"""``tml-optim train`` under torchrun (2 gloo ranks): the docs' commands, SIGTERM, kill -9, resume.
+"""``tml-optim train`` under torchrun (2 gloo ranks): the docs' commands, kill -9, SIGTERM, resume.
 
-The reference is the docs' command as written: an uninterrupted 2-rank run of 12 steps. The same
-run is then stopped by SIGTERM on rank 1 after step 4 (every rank stops after step 5 and writes a
-checkpoint), resumed and killed with SIGKILL on rank 1 after step 8 (the checkpoint of step 6 is
-the last one), and finished by the docs' ``--resume`` command as written. Its final checkpoint must
-equal the reference's bit for bit: model, optimizer state, scheduler, losses, RNG states.
-"""
+The reference is the docs' command as written: an uninterrupted 2-rank run of 12 steps, a
+checkpoint every 3. The same run is then killed (SIGKILL of rank 0 while the checkpoint of step 6
+is being written: the checkpoint of step 3 stays the latest), resumed and stopped by SIGTERM on
+rank 1 after step 7 (every rank stops after step 8 and writes a checkpoint), and finished by the
+docs' ``--resume`` command as written. Its final checkpoint must equal the reference's bit for
+bit: model, optimizer state, scheduler, losses, RNG states. Faults are injected by
+tests/distributed/faulty_train.py."""
 
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def test_rank_0_alone_reports_and_writes_the_plots(reference: tuple[Path, str]) 
     assert len(states) == 2 and states[0] != states[1]  # each rank its own dropout stream
 
 
-def test_sigterm_and_kill_9_of_a_rank_then_resume_is_bit_identical(
+def test_kill_9_while_saving_and_sigterm_of_a_rank_then_resume_is_bit_identical(
     tmp_path: Path, reference: tuple[Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     cwd = repository_like(tmp_path / "repo")
@@ -101,21 +102,24 @@ def test_sigterm_and_kill_9_of_a_rank_then_resume_is_bit_identical(
     script = HERE / "faulty_train.py"
     tml_arguments = first[first.index("tml-optim") + 1 :]
 
-    # 1. SIGTERM reaches rank 1 after step 4: both ranks stop after step 5, with a checkpoint.
-    stopped = _torchrun_in(cwd, script, "--signal-rank", "1", "--signal-at-step", "4", "--", *tml_arguments)
-    assert "stopped by SIGTERM at step 5: checkpoint written to runs/train/step-00000005" in stopped
-    assert [path.name for path in list_checkpoints(directory)] == ["step-00000005"]
+    # 1. Rank 0 is killed while the checkpoint of step 6 is being written: its shards are there,
+    #    but it is not complete, so the checkpoint of step 3 stays the latest.
+    _torchrun_in(cwd, script, "--kill-while-saving-step", "6", "--", *tml_arguments)
+    assert [path.name for path in list_checkpoints(directory)] == ["step-00000003"]
+    assert (directory / ".step-00000006.tmp" / "__0_0.distcp").exists()
 
-    # 2. Resumed, then rank 1 is killed after step 8: the checkpoint of step 6 is the last one.
-    killed = _torchrun_in(
-        cwd, script, "--kill-rank", "1", "--kill-at-step", "8", "--", *tml_arguments, "--resume"
+    # 2. Resumed from step 3; SIGTERM reaches rank 1 after step 7: every rank stops after step 8
+    #    and they write its checkpoint together.
+    stopped = _torchrun_in(
+        cwd, script, "--signal-rank", "1", "--signal-at-step", "7", "--", *tml_arguments, "--resume"
     )
-    assert "resuming from step 5" in killed
-    assert [path.name for path in list_checkpoints(directory)] == ["step-00000006"]
+    assert "resuming from step 3" in stopped
+    assert "stopped by SIGTERM at step 8: checkpoint written to runs/train/step-00000008" in stopped
+    assert [path.name for path in list_checkpoints(directory)] == ["step-00000008"]
 
     # 3. The docs' --resume command, as written, finishes the run.
     finished = run(resume, cwd=cwd, timeout=TIMEOUT).stdout
-    assert "resuming from step 6" in finished and "trained 12 steps" in finished
+    assert "resuming from step 8" in finished and "trained 12 steps" in finished
 
     actual, actual_manifest = load_in_one_process(directory / FINAL)
     expected, expected_manifest = load_in_one_process(reference[0] / FINAL)
@@ -134,15 +138,5 @@ def test_sigterm_and_kill_9_of_a_rank_then_resume_is_bit_identical(
 
 
 def _torchrun_in(cwd: Path, script: Path, *arguments: str) -> str:
-    """torchrun of ``script`` from ``cwd``; the run is expected to fail (a fault stops it)."""
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "--monitor-interval=0.2",
-        str(script),
-        *arguments,
-    ]
-    return run(command, cwd=cwd, timeout=TIMEOUT, expect_failure=True).stdout
+    """torchrun of ``script`` with 2 ranks from ``cwd``; the run is expected to fail (a fault stops it)."""
+    return torchrun(2, script, *arguments, cwd=cwd, timeout=TIMEOUT, expect_failure=True)

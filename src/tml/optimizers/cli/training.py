@@ -30,7 +30,6 @@ from tml.optimizers.cli.checkpoint import checkpoint_path, load_checkpoint, save
 from tml.optimizers.cli.errors import CliError
 from tml.optimizers.cli.loading import LoadedConfig
 from tml.optimizers.cli.model import ModelShape, RankingModel, SyntheticRankingData, ranking_loss
-from tml.optimizers.cli.plotting import plot_losses, plot_schedules
 from tml.optimizers.cli.progress import ProgressReport
 
 LOSS_PLOT = "loss.png"
@@ -244,6 +243,8 @@ def _train(
     loss_plot = options.output_dir / LOSS_PLOT
     lr_plot = options.output_dir / LR_PLOT
     if ranks.is_main:  # one set of PNGs per run
+        from tml.optimizers.cli.plotting import plot_losses, plot_schedules  # matplotlib: rank 0 only
+
         plot_losses(losses, loss_plot, title=f"training loss ({Path(loaded.file).name})")
         plot_schedules(
             schedules,
