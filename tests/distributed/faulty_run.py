@@ -2,8 +2,6 @@
 
 Options before ``--`` inject faults:
   --kill-rank R --kill-at-step S   rank R sends itself SIGKILL right after training step S
-  --kill-while-saving-step S       rank 0 sends itself SIGKILL while the checkpoint of step S is
-                                   being written (its shards written, the manifest not yet)
   --marker-dir DIR                 a fault happens once: its marker file here remembers it
   --attempt-log FILE               each run appends the first step it trains
 The options after ``--`` are the example's. torchrun then stops the other rank and exits non-zero.
@@ -17,12 +15,9 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from launch import EXAMPLE, load_module
-
-import tml.optimizers.distributed.checkpoint as checkpoint_module
 
 example = load_module(EXAMPLE, "distributed_train")
 
@@ -40,7 +35,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kill-rank", type=int)
     parser.add_argument("--kill-at-step", type=int)
-    parser.add_argument("--kill-while-saving-step", type=int)
     parser.add_argument("--marker-dir", type=Path, required=True)
     parser.add_argument("--attempt-log", type=Path, required=True)
     faults = parser.parse_args(sys.argv[1:separator])
@@ -56,16 +50,6 @@ def main() -> None:
                     log.write(f"{step}\n")
         if step == faults.kill_at_step and rank == faults.kill_rank:
             kill_once(faults.marker_dir / "killed-at-step")
-
-    if faults.kill_while_saving_step is not None:
-        write_manifest = checkpoint_module._write_manifest
-
-        def interrupted_write(directory: Path, manifest: dict[str, Any]) -> None:
-            if manifest["step"] == faults.kill_while_saving_step:
-                kill_once(faults.marker_dir / "killed-while-saving")
-            write_manifest(directory, manifest)
-
-        checkpoint_module._write_manifest = interrupted_write  # type: ignore[assignment]
 
     example.main(sys.argv[separator + 1 :], on_step=on_step)
 
