@@ -1,12 +1,12 @@
 """``tml-optim train`` under torchrun (2 gloo ranks): the docs' commands, kill -9, SIGTERM, resume.
 
 The reference is the docs' command as written: an uninterrupted 2-rank run of 12 steps, a
-checkpoint every 3. The same run is then killed (SIGKILL of rank 0 while the checkpoint of step 6
-is being written: the checkpoint of step 3 stays the latest), resumed and stopped by SIGTERM on
-rank 1 after step 7 (every rank stops after step 8 and writes a checkpoint), and finished by the
-docs' ``--resume`` command as written. Its final checkpoint must equal the reference's bit for
-bit: model, optimizer state, scheduler, losses, RNG states. Faults are injected by
-tests/distributed/faulty_train.py."""
+checkpoint every 3. The same run is then killed (SIGKILL of rank 1 after step 7: the checkpoint of
+step 6 is the last one), resumed and stopped by SIGTERM reaching rank 1 alone after step 7 (every
+rank stops after step 8 and writes its shard) while rank 0 is killed writing the manifest (so the
+checkpoint of step 6 stays the latest), and finished by the docs' ``--resume`` command as written.
+Its final checkpoint must equal the reference's bit for bit: model, optimizer state, scheduler,
+losses, RNG states. Faults are injected by tests/distributed/faulty_train.py."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_rank_0_alone_reports_and_writes_the_plots(reference: tuple[Path, str]) 
     assert len(states) == 2 and states[0] != states[1]  # each rank its own dropout stream
 
 
-def test_kill_9_while_saving_and_sigterm_of_a_rank_then_resume_is_bit_identical(
+def test_kill_9_of_a_rank_sigterm_and_a_kill_while_saving_then_resume_is_bit_identical(
     tmp_path: Path, reference: tuple[Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     cwd = repository_like(tmp_path / "repo")
@@ -102,24 +102,27 @@ def test_kill_9_while_saving_and_sigterm_of_a_rank_then_resume_is_bit_identical(
     script = HERE / "faulty_train.py"
     tml_arguments = first[first.index("tml-optim") + 1 :]
 
-    # 1. Rank 0 is killed while the checkpoint of step 6 is being written: its shards are there,
-    #    but it is not complete, so the checkpoint of step 3 stays the latest.
-    _torchrun_in(cwd, script, "--kill-while-saving-step", "6", "--", *tml_arguments)
-    assert [path.name for path in list_checkpoints(directory)] == ["step-00000003"]
-    assert (directory / ".step-00000006.tmp" / "__0_0.distcp").exists()
+    # 1. Rank 1 is killed after step 7: the checkpoint of step 6 is the last one.
+    _torchrun_in(cwd, script, "--kill-rank", "1", "--kill-at-step", "7", "--", *tml_arguments)
+    assert [path.name for path in list_checkpoints(directory)] == ["step-00000006"]
 
-    # 2. Resumed from step 3; SIGTERM reaches rank 1 after step 7: every rank stops after step 8
-    #    and they write its checkpoint together.
-    stopped = _torchrun_in(
-        cwd, script, "--signal-rank", "1", "--signal-at-step", "7", "--", *tml_arguments, "--resume"
-    )
-    assert "resuming from step 3" in stopped
-    assert "stopped by SIGTERM at step 8: checkpoint written to runs/train/step-00000008" in stopped
-    assert [path.name for path in list_checkpoints(directory)] == ["step-00000008"]
+    # 2. Resumed from step 6; SIGTERM reaches rank 1 alone after step 7: every rank stops after
+    #    step 8 and writes its shard of the checkpoint; rank 0 is killed while writing the manifest.
+    #    The checkpoint is incomplete, so the one of step 6 stays the latest.
+    faults = ["--signal-rank", "1", "--signal-at-step", "7", "--kill-while-saving-step", "8"]
+    stopped = _torchrun_in(cwd, script, *faults, "--", *tml_arguments, "--resume")
+    assert "resuming from step 6" in stopped
+    assert sorted(path.name for path in (directory / ".step-00000008.tmp").iterdir()) == [
+        ".metadata",
+        "__0_0.distcp",
+        "__1_0.distcp",
+    ]
+    assert [path.name for path in list_checkpoints(directory)] == ["step-00000006"]
 
     # 3. The docs' --resume command, as written, finishes the run.
     finished = run(resume, cwd=cwd, timeout=TIMEOUT).stdout
-    assert "resuming from step 8" in finished and "trained 12 steps" in finished
+    assert "resuming from step 6" in finished and "trained 12 steps" in finished
+    assert not (directory / ".step-00000008.tmp").exists()  # removed by the next save (step 9)
 
     actual, actual_manifest = load_in_one_process(directory / FINAL)
     expected, expected_manifest = load_in_one_process(reference[0] / FINAL)
