@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from tml.core.config import load_config_from_yaml
 from tml.optimizers import OptimizerConfig, build_optimizer
+from tml.optimizers.cli.main import main
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "distributed.md"
 
 MIXED = """
 adam: {lr: 0.01}
@@ -64,3 +68,22 @@ def test_building_without_a_process_group_says_what_to_do() -> None:
         build_optimizer(model(), config)
     assert "launch with torchrun" in str(info.value)
     assert "init_process_group()" in str(info.value)
+
+
+def test_the_docs_config_and_error_are_what_the_library_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = DOCS.read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+    documented = yaml.safe_load(block)["optimizer"]
+    assert OptimizerConfig.model_validate(documented).shard_optimizer_state
+    # The documented error: the same config plus the group the docs describe, as run.yaml.
+    group = re.search(r"a group\n?`(\{name: head.*?\})`", text, flags=re.DOTALL)
+    assert group is not None
+    monkeypatch.chdir(tmp_path)
+    Path("run.yaml").write_text(block + f"  param_groups:\n    - {group.group(1)}\n")
+    assert main(["validate", "run.yaml"]) == 1
+    printed = capsys.readouterr().err.strip().splitlines()
+    error_block = re.search(r"```\n(tml-optim: error: invalid config in run\.yaml:.*?)```", text, re.DOTALL)
+    assert error_block is not None
+    assert printed == error_block.group(1).strip().splitlines()
