@@ -26,9 +26,10 @@ from launch import HERE, REPO, run, torchrun
 
 from tml.core.config import load_config_from_yaml
 from tml.optimizers import OptimizerConfig, build_optimizer
+from tml.optimizers.cli.distributed import Ranks, rank_seed, shard
 from tml.optimizers.cli.main import main
-from tml.optimizers.cli.model import ModelShape, RankingModel
-from tml.optimizers.distributed import MANIFEST_NAME, list_checkpoints, load_checkpoint
+from tml.optimizers.cli.model import ModelShape, RankingModel, SyntheticRankingData
+from tml.optimizers.distributed import MANIFEST_NAME, list_checkpoints, load_checkpoint, save_checkpoint
 
 DOCS = REPO / "docs" / "distributed.md"
 CONFIG = REPO / "examples" / "cli_demo.yaml"
@@ -143,3 +144,26 @@ def test_kill_9_of_a_rank_sigterm_and_a_kill_while_saving_then_resume_is_bit_ide
 def _torchrun_in(cwd: Path, script: Path, *arguments: str) -> str:
     """torchrun of ``script`` with 2 ranks from ``cwd``; the run is expected to fail (a fault stops it)."""
     return torchrun(2, script, *arguments, cwd=cwd, timeout=TIMEOUT, expect_failure=True)
+
+
+def test_fresh_removes_checkpoints_of_both_formats(tmp_path: Path) -> None:
+    model = torch.nn.Linear(2, 1)
+    config = OptimizerConfig(adam={"lr": 0.01})
+    optimizer, scheduler = build_optimizer(model, config)
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
+        save_checkpoint(tmp_path, 100, model, optimizer, scheduler, config=config)
+    assert main(["train", str(CONFIG), "--steps", "2", "--checkpoint-dir", str(tmp_path)]) == 1
+    assert main(["train", str(CONFIG), "--steps", "2", "--checkpoint-dir", str(tmp_path), "--fresh"]) == 0
+    assert list_checkpoints(tmp_path) == [] and (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_each_rank_trains_on_its_slice_of_the_global_batch() -> None:
+    batch = SyntheticRankingData(ModelShape(), seed=0).batch(3)
+    slices = [shard(batch, Ranks(rank, 2)) for rank in range(2)]
+    for index, tensor in enumerate(batch):
+        assert torch.equal(torch.cat([part[index] for part in slices]), tensor)
+    assert slices[0][0].shape[0] == slices[1][0].shape[0] == batch[0].shape[0] // 2
+    assert rank_seed(0, 0) != rank_seed(0, 1)

@@ -98,12 +98,14 @@ def has_checkpoint(directory: Path) -> bool:
 
 
 def remove_checkpoints(directory: Path, ranks: Ranks) -> None:
-    """For ``--fresh``: rank 0 removes the complete DCP checkpoints (a later resume must not find
-    them); collective."""
+    """For ``--fresh``: rank 0 removes the checkpoints of both formats (a later resume must not find
+    an old one, and ``keep`` must not keep an old, later step instead of the new ones); collective."""
     if ranks.is_main:
+        (directory / CHECKPOINT_NAME).unlink(missing_ok=True)
         for path in list_checkpoints(directory):
             shutil.rmtree(path)
-    dist.barrier()
+    if ranks.distributed:
+        dist.barrier()
 
 
 def save(

@@ -177,7 +177,7 @@ def _train(
             f"{options.checkpoint_dir} already holds a checkpoint: pass --resume to continue it, "
             "--fresh to start over, or another --checkpoint-dir"
         )
-    elif ranks.distributed and options.fresh:
+    elif options.fresh:
         distributed.remove_checkpoints(options.checkpoint_dir, ranks)
 
     def snapshot() -> Path:
