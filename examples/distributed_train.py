@@ -25,7 +25,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tml.core.config import load_config_from_yaml
 from tml.optimizers import OptimizerConfig, build_optimizer
 from tml.optimizers.distributed import (
-    build_zero_optimizer,
     check_learning_rates_equal,
     latest_checkpoint,
     load_checkpoint,
@@ -94,10 +93,9 @@ def main(argv: Sequence[str] | None = None, on_step: Callable[[int], None] | Non
     torch.set_num_threads(1)
     config = load_config_from_yaml(OptimizerConfig, args.config, key="optimizer")
     model = wrap(make_model(), "fsdp" if args.shard == "fsdp" else "ddp")
-    if args.shard == "zero":
-        optimizer, scheduler = build_zero_optimizer(model, config)
-    else:
-        optimizer, scheduler = build_optimizer(model, config)
+    if args.shard == "zero":  # the config option; build_zero_optimizer(model, config) does the same
+        config = config.model_copy(update={"shard_optimizer_state": True})
+    optimizer, scheduler = build_optimizer(model, config)
 
     start = 0
     if args.resume and args.checkpoint_dir is not None:

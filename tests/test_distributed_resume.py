@@ -1,9 +1,11 @@
-"""Resume under torchrun (2 gloo ranks on CPU): same world size, 2 → 1 → 2, kill -9, docs commands.
+"""Resume under torchrun (2 gloo ranks on CPU) at other world sizes, 2 → 1 → 2: the docs commands.
 
 The reference is an uninterrupted 2-rank run of examples/distributed_train.py (16 steps, a
 checkpoint every 4). The commands of docs/distributed.md run as written (2 ranks to step 8, 1 rank
 to step 12, 2 ranks to step 16, plus FSDP2 and ZeRO runs); their checkpoints are compared with the
-reference's. The kill tests inject SIGKILL with tests/distributed/faulty_run.py.
+reference's. Same-world-size resume after kill -9 (mid-step and while saving) and SIGTERM is tested
+with ``tml-optim train``, which checkpoints through the same functions, in
+test_distributed_train_cli.py.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "distributed"))
-from launch import EXAMPLE, HERE, REPO, load_module, run, torchrun
+from launch import EXAMPLE, REPO, load_module, run, torchrun
 
 from tml.core.config import load_config_from_yaml
 from tml.optimizers import OptimizerConfig, build_optimizer, compute_lr
-from tml.optimizers.distributed import latest_checkpoint, list_checkpoints, load_checkpoint
+from tml.optimizers.distributed import list_checkpoints, load_checkpoint
 
 CONFIG_PATH = REPO / "examples" / "single_task.yaml"
 DOCS = REPO / "docs" / "distributed.md"
@@ -76,10 +78,14 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 
 def doc_commands() -> list[list[str]]:
-    """The torchrun lines of the docs' ``sh`` blocks, as written."""
+    """The torchrun lines of the docs' ``sh`` blocks that run the example, as written (those of
+    ``tml-optim train`` are run by test_distributed_train_cli.py)."""
     blocks = re.findall(r"```sh\n(.*?)```", DOCS.read_text(), flags=re.DOTALL)
     return [
-        shlex.split(line) for block in blocks for line in block.splitlines() if line.startswith("torchrun ")
+        shlex.split(line)
+        for block in blocks
+        for line in block.splitlines()
+        if line.startswith("torchrun ") and "examples/distributed_train.py" in line
     ]
 
 
@@ -138,42 +144,3 @@ def test_fsdp2_checkpoint_loads_in_one_process_and_matches_single_process_traini
         optimizer.step()
         scheduler.step()
     assert_close(loaded, model.state_dict())
-
-
-def test_kill_9_of_a_rank_and_while_saving_then_resume_is_bit_identical(
-    tmp_path: Path, reference: tuple[Path, dict[str, torch.Tensor]]
-) -> None:
-    checkpoints, attempts = tmp_path / "checkpoints", tmp_path / "attempts.log"
-    final = tmp_path / "final.pt"
-    faults = ["--marker-dir", str(tmp_path), "--attempt-log", str(attempts)]
-    example_args = train_args(checkpoints, 16, "--resume", "--final-state", str(final))
-    script = HERE / "faulty_run.py"
-
-    # 1. Rank 1 is killed after step 6: the checkpoint of step 4 is the last one.
-    torchrun(
-        2,
-        script,
-        "--kill-rank",
-        "1",
-        "--kill-at-step",
-        "6",
-        *faults,
-        "--",
-        *example_args,
-        expect_failure=True,
-    )
-    assert [path.name for path in list_checkpoints(checkpoints)] == ["step-00000004"]
-
-    # 2. The restart resumes from step 4; rank 0 is killed while the checkpoint of step 8 is being
-    #    written: its shards are there, but it is not complete, so step 4 stays the latest.
-    torchrun(2, script, "--kill-while-saving-step", "8", *faults, "--", *example_args, expect_failure=True)
-    assert (checkpoints / ".step-00000008.tmp" / "__0_0.distcp").exists()
-    assert latest_checkpoint(checkpoints) == checkpoints / "step-00000004"
-
-    # 3. The next restart resumes from step 4 again and finishes.
-    torchrun(2, script, *faults, "--", *example_args)
-    assert attempts.read_text().split() == ["1", "5", "5"]  # the first step each run trained
-    assert [path.name for path in list_checkpoints(checkpoints)] == [f"step-{s:08d}" for s in (8, 12, 16)]
-    assert not (checkpoints / ".step-00000008.tmp").exists()
-    assert_identical(torch.load(final, weights_only=True), reference[1])
-    assert_identical(load_in_one_process(checkpoints / "step-00000016")[0], reference[1])

@@ -80,7 +80,7 @@ def assert_states_close(actual: dict[str, torch.Tensor], expected: dict[str, tor
         assert error <= RTOL * torch.linalg.vector_norm(expected[name]), f"{name}: ||difference|| = {error}"
 
 
-@pytest.mark.parametrize("variant", ["ddp", "fsdp", "fsdp_fused", "zero"])
+@pytest.mark.parametrize("variant", ["ddp", "fsdp", "fsdp_fused", "zero", "zero_config"])
 def test_every_rank_has_the_schedules_learning_rate_at_every_step(
     job: tuple[Path, dict[str, Any]], config_path: Path, variant: str
 ) -> None:
@@ -119,6 +119,22 @@ def test_zero_equals_ddp_and_shards_the_optimizer_state(job: tuple[Path, dict[st
     total = sum(parameter.numel() for parameter in example.make_model().parameters())
     local = results["zero_local_state_numel"]  # entries of Adam's exp_avg held by each rank
     assert sum(local) == total and max(local) < total
+
+
+def test_the_shard_optimizer_state_option_equals_ddp_and_shards_the_state(
+    job: tuple[Path, dict[str, Any]],
+) -> None:
+    out, results = job
+    assert results["zero_config_optimizer_types"] == ["ZeroRedundancyOptimizer", "Adam"]
+    sharded = torch.load(out / "zero_config.pt", weights_only=True)
+    assert_states_close(sharded, torch.load(out / "ddp.pt", weights_only=True))
+    # Each rank holds Adam's two moments for its share of the parameters only; together, all.
+    total = sum(parameter.numel() for parameter in example.make_model().parameters())
+    local = results["zero_config_local_state"]
+    assert [sorted(sizes) for sizes in local] == [["exp_avg", "exp_avg_sq"]] * 2
+    assert sum(sizes["exp_avg"] for sizes in local) == total
+    assert sum(sizes["exp_avg_sq"] for sizes in local) == total
+    assert all(0 < sizes["exp_avg"] < total for sizes in local)
 
 
 def test_a_rank_with_another_learning_rate_is_caught_on_every_rank(job: tuple[Path, dict[str, Any]]) -> None:

@@ -63,7 +63,14 @@ def run(
     return subprocess.CompletedProcess(command, process.returncode, output, "")
 
 
-def torchrun(nproc: int, script: Path, *args: str, timeout: float = 150, expect_failure: bool = False) -> str:
+def torchrun(
+    nproc: int,
+    script: Path,
+    *args: str,
+    timeout: float = 150,
+    expect_failure: bool = False,
+    cwd: Path | None = None,
+) -> str:
     """``torchrun --standalone`` (its rendezvous store takes a free port) with ``nproc`` ranks; the output."""
     command = [
         sys.executable,
@@ -75,4 +82,4 @@ def torchrun(nproc: int, script: Path, *args: str, timeout: float = 150, expect_
         str(script),
         *args,
     ]
-    return run(command, timeout=timeout, expect_failure=expect_failure).stdout
+    return run(command, cwd=cwd, timeout=timeout, expect_failure=expect_failure).stdout

@@ -1,4 +1,4 @@
-"""Worker (under torchrun): build_optimizer under DDP, FSDP2 (also fused Adam) and ZeRO-1.
+"""Worker (under torchrun): build_optimizer under DDP, FSDP2 (also fused Adam) and ZeRO-1 (two ways).
 
 Writes ``results.json`` (every rank's learning rates at every step, as gathered) and each
 variant's final full model state (``<variant>.pt``) into the output directory, from rank 0.
@@ -102,6 +102,14 @@ def main() -> None:
         )
     )
 
+    # The config option: build_optimizer itself returns a ZeroRedundancyOptimizer.
+    model = DistributedDataParallel(example.make_model())
+    sharded_config = config.model_copy(update={"shard_optimizer_state": True})
+    optimizer, scheduler = build_optimizer(model, sharded_config)
+    results["zero_config_optimizer_types"] = [type(optimizer).__name__, type(optimizer.optim).__name__]
+    record("zero_config", model, optimizer, scheduler)
+    results["zero_config_local_state"] = gather(state_sizes(optimizer))
+
     # A rank with another learning rate is caught, on every rank.
     optimizer = zero
     if rank == 1:
@@ -117,6 +125,16 @@ def main() -> None:
         (out_dir / "results.json").write_text(json.dumps(results))
     dist.barrier()
     dist.destroy_process_group()
+
+
+def state_sizes(optimizer: Any) -> dict[str, int]:
+    """The entries of each optimizer state tensor this rank holds (ZeRO's local optimizer)."""
+    sizes: dict[str, int] = {}
+    for state in optimizer.optim.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
+                sizes[key] = sizes.get(key, 0) + value.numel()
+    return sizes
 
 
 def gather(value: Any) -> list[Any]:

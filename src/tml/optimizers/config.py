@@ -161,6 +161,14 @@ class OptimizerConfig(BaseConfig):
         "taken, so a step that AMP's GradScaler skips does not advance it, and scheduler.step() may "
         "be called any number of times per step.",
     )
+    shard_optimizer_state: bool = pydantic.Field(
+        False,
+        description="Shard the optimizer state over the ranks of a DDP run (ZeRO stage 1, torch's "
+        "ZeroRedundancyOptimizer): each rank keeps the state of its share of the parameters and "
+        "broadcasts their update; the parameters are those of the unsharded optimizer. Needs an "
+        "initialized torch.distributed process group when the optimizer is built, and one algorithm "
+        "for every param group. Not for FSDP2 models, whose optimizer state is sharded already.",
+    )
 
     @pydantic.field_validator("exclude_from_weight_decay", "param_groups", mode="before")
     @classmethod
@@ -235,7 +243,30 @@ class OptimizerConfig(BaseConfig):
             names[group.name] = index
             self._resolve_group(index, group)  # validates hyperparameters and weight-decay exclusion
         self._check_weight_decay_support(self.algorithm(), self.exclude_from_weight_decay, None)
+        if self.shard_optimizer_state:
+            self._check_one_algorithm()
         return self
+
+    def _check_one_algorithm(self) -> None:
+        """ZeRO-1 wraps one torch optimizer class: refuse a config that names several."""
+        default = self.algorithm()
+        for index, group in enumerate(self.param_groups):
+            own = group.own_algorithm()
+            if own is None or own[1].torch_class() is default.torch_class():
+                continue
+            raise located_error(
+                type(self).__name__,
+                [
+                    (
+                        ("param_groups", index, own[0]),
+                        f"shard_optimizer_state (ZeRO-1) shards one optimizer class, but group "
+                        f"{group.name!r} uses {own[0]} ({own[1].torch_class().__name__}) and the "
+                        f"optimizer {default.key} ({default.torch_class().__name__}): give every group "
+                        "the same algorithm, or set shard_optimizer_state: false",
+                        own[0],
+                    )
+                ],
+            )
 
     def algorithm(self) -> OptimizerAlgorithmConfig:
         """The config of the default algorithm."""

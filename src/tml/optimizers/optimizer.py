@@ -66,6 +66,10 @@ def build_optimizer(
       FlattenError: a group with ``flatten`` holds parameters flat buffers cannot take (sparse
         gradients, DTensor / FSDP parameters, non-float dtypes); the message names the group and why.
     """
+    if optimizer_config.shard_optimizer_state:  # ZeRO-1: see tml.optimizers.distributed.zero
+        from tml.optimizers.distributed.zero import build_zero_optimizer
+
+        return build_zero_optimizer(model, optimizer_config)
     groups = assign_param_groups(model, optimizer_config)
     by_key: dict[object, list[ParamGroup]] = {}
     for group in groups:

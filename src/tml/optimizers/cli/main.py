@@ -278,8 +278,11 @@ def run_list(arguments: argparse.Namespace, console: Console) -> int:
 
 
 def run_train(arguments: argparse.Namespace, console: Console) -> int:
-    from tml.optimizers.cli.training import TrainOptions, train  # the demo model: loaded only to train
+    from tml.optimizers.cli.distributed import launched_ranks  # loaded only to train
+    from tml.optimizers.cli.training import TrainOptions, train
 
+    if launched_ranks().rank != 0:  # under torchrun, rank 0 alone prints progress and results
+        console = Console(quiet=True)
     loaded = load_optimizer_config(arguments.config, arguments.key)
     checkpoint_dir = arguments.checkpoint_dir or Path("runs") / Path(arguments.config).stem
     options = TrainOptions(

@@ -4,6 +4,9 @@ It checkpoints every K steps and when stopped by SIGINT (Ctrl-C) or SIGTERM, and
 continues from the checkpoint so that the final parameters are bit-identical to those of an
 uninterrupted run: the checkpoint holds the model, optimizer and scheduler state, the torch RNG
 state and the data position, and the data stream is a pure function of that position.
+
+Under torchrun (``WORLD_SIZE`` > 1) the model is trained with DDP on gloo, each rank on its slice of
+every global batch, with DCP checkpoints; see :mod:`tml.optimizers.cli.distributed`.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ from types import FrameType
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from rich.console import Console
+from torch.nn.parallel import DistributedDataParallel
 
 from tml.optimizers import build_optimizer
+from tml.optimizers.cli import distributed
 from tml.optimizers.cli.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from tml.optimizers.cli.errors import CliError
 from tml.optimizers.cli.loading import LoadedConfig
 from tml.optimizers.cli.model import ModelShape, RankingModel, SyntheticRankingData, ranking_loss
-from tml.optimizers.cli.plotting import plot_losses, plot_schedules
 from tml.optimizers.cli.progress import ProgressReport
 
 LOSS_PLOT = "loss.png"
@@ -102,26 +107,57 @@ def train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> Trai
       TrainingInterruptedError: stopped by a signal, after writing a checkpoint.
     """
     threads = torch.get_num_threads()
+    ranks = distributed.launched_ranks()
+    started = distributed.start_process_group(ranks)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.set_num_threads(options.threads)
-            return _train(loaded, options, console)
+            return _train(loaded, options, console, ranks)
     finally:
         torch.set_num_threads(threads)
+        if started:
+            dist.destroy_process_group()
 
 
-def _train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> TrainResult:
+def _train(
+    loaded: LoadedConfig, options: TrainOptions, console: Console, ranks: distributed.Ranks
+) -> TrainResult:
     config = loaded.config
     config_record = config.model_dump(mode="json", exclude_none=True)
+    if config.shard_optimizer_state:
+        raise CliError(
+            "tml-optim train cannot checkpoint optimizer state sharded by shard_optimizer_state "
+            "(ZeRO-1) yet; set shard_optimizer_state: false (train runs DDP under torchrun)"
+        )
     torch.manual_seed(options.seed)
     shape = ModelShape()
     model = RankingModel(shape)
     data = SyntheticRankingData(shape, seed=options.seed)
-    optimizer, scheduler = build_optimizer(model, config)
+    trained: torch.nn.Module = DistributedDataParallel(model) if ranks.distributed else model
+    optimizer, scheduler = build_optimizer(trained, config)
     schedules = scheduler.lr_dict  # the groups as built, companions included
+    if ranks.distributed:
+        torch.manual_seed(distributed.rank_seed(options.seed, ranks.rank))  # each rank its own dropout
 
     step, position, losses = 0, 0, []
-    if options.resume:
+    if options.resume and ranks.distributed:
+        resumed = distributed.resume(
+            options.checkpoint_dir,
+            trained,
+            optimizer,
+            scheduler,
+            config,
+            seed=options.seed,
+            steps=options.steps,
+            ranks=ranks,
+        )
+        step, position, losses = resumed.step, resumed.position, resumed.losses
+        console.print(
+            f"resuming from step {step} of {options.checkpoint_dir} ({ranks.world_size} ranks)",
+            highlight=False,
+        )
+    elif options.resume:
+        distributed.refuse_other_format(options.checkpoint_dir)
         state = load_checkpoint(options.checkpoint_dir)
         _check_resumable(state, config_record, options)
         model.load_state_dict(state["model"])
@@ -136,13 +172,27 @@ def _train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> Tra
         console.print(
             f"resuming from step {step} of {checkpoint_path(options.checkpoint_dir)}", highlight=False
         )
-    elif checkpoint_path(options.checkpoint_dir).exists() and not options.fresh:
+    elif distributed.has_checkpoint(options.checkpoint_dir) and not options.fresh:
         raise CliError(
             f"{options.checkpoint_dir} already holds a checkpoint: pass --resume to continue it, "
             "--fresh to start over, or another --checkpoint-dir"
         )
+    elif options.fresh:
+        distributed.remove_checkpoints(options.checkpoint_dir, ranks)
 
     def snapshot() -> Path:
+        if ranks.distributed:
+            return distributed.save(
+                options.checkpoint_dir,
+                step,
+                trained,
+                optimizer,
+                scheduler,
+                config,
+                position=position,
+                seed=options.seed,
+                losses=losses,
+            )
         return save_checkpoint(
             options.checkpoint_dir,
             {
@@ -158,41 +208,51 @@ def _train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> Tra
             },
         )
 
-    model.train()
+    trained.train()
     report = ProgressReport(console, start=step, total=options.steps, log_every=options.log_every)
     with stop_requests() as stop, report:
         while step < options.steps:
             dense, categorical, labels = data.batch(position)
+            if ranks.distributed:
+                dense, categorical, labels = distributed.shard((dense, categorical, labels), ranks)
             learning_rates = group_learning_rates(optimizer, list(schedules))
             optimizer.zero_grad(set_to_none=True)
-            loss = ranking_loss(model(dense, categorical), labels)
+            loss = ranking_loss(trained(dense, categorical), labels)
             loss.backward()
             optimizer.step()
             scheduler.step()
             step, position = step + 1, position + 1
-            losses.append(loss.item())
+            stop_signal = stop.signal_number
+            if ranks.distributed:  # every rank stops after the same step
+                mean_loss, stop_signal = distributed.agree(loss.item(), stop_signal, ranks)
+                losses.append(mean_loss)
+            else:
+                losses.append(loss.item())
             report.update(step, losses[-1], learning_rates)
-            if stop.signal_number is not None:
+            if stop_signal is not None:
                 path = snapshot()
-                name = signal.Signals(stop.signal_number).name
+                name = signal.Signals(stop_signal).name
                 raise TrainingInterruptedError(
                     f"stopped by {name} at step {step}: checkpoint written to {path}; "
                     f"continue with --resume --checkpoint-dir {options.checkpoint_dir}",
-                    stop.signal_number,
+                    stop_signal,
                 )
             if options.checkpoint_every and step % options.checkpoint_every == 0 and step < options.steps:
                 snapshot()
     final = snapshot()
-    loss_plot = plot_losses(
-        losses, options.output_dir / LOSS_PLOT, title=f"training loss ({Path(loaded.file).name})"
-    )
-    lr_plot = plot_schedules(
-        schedules,
-        options.output_dir / LR_PLOT,
-        end=options.steps,
-        title=f"learning rate per param group ({Path(loaded.file).name})",
-        multipliers=scheduler.lr_multipliers,
-    )
+    loss_plot = options.output_dir / LOSS_PLOT
+    lr_plot = options.output_dir / LR_PLOT
+    if ranks.is_main:  # one set of PNGs per run
+        from tml.optimizers.cli.plotting import plot_losses, plot_schedules  # matplotlib: rank 0 only
+
+        plot_losses(losses, loss_plot, title=f"training loss ({Path(loaded.file).name})")
+        plot_schedules(
+            schedules,
+            lr_plot,
+            end=options.steps,
+            title=f"learning rate per param group ({Path(loaded.file).name})",
+            multipliers=scheduler.lr_multipliers,
+        )
     return TrainResult(step, losses[-1] if losses else None, final, loss_plot, lr_plot)
 
 

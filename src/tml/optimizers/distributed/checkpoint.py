@@ -146,7 +146,8 @@ def save_checkpoint(
 
     def prepare() -> None:
         final.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(temporary, ignore_errors=True)  # left by a run killed while writing
+        for abandoned in final.parent.glob(".step-*.tmp"):  # left by a run killed while writing
+            shutil.rmtree(abandoned, ignore_errors=True)
         temporary.mkdir()
 
     _on_rank_zero(prepare)

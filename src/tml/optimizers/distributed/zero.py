@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch.distributed.optim import ZeroRedundancyOptimizer
 
 from tml.optimizers.optimizer import build_optimizer
@@ -34,8 +35,19 @@ def build_zero_optimizer(
       ``(optimizer, scheduler)``: the ``ZeroRedundancyOptimizer`` and an ``LRShim`` over its groups.
 
     Raises:
+      RuntimeError: no torch.distributed process group is initialized.
       ValueError: the groups use more than one algorithm (ZeRO wraps a single optimizer class).
     """
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError(
+            "optimizer-state sharding (shard_optimizer_state, ZeRO-1) needs an initialized "
+            "torch.distributed process group, and none is: launch with torchrun and call "
+            "torch.distributed.init_process_group() before building the optimizer, or set "
+            "shard_optimizer_state: false for a single-process run"
+        )
+    if getattr(optimizer_config, "shard_optimizer_state", False):
+        # The unsharded optimizer gives the param groups; build_optimizer would come back here.
+        optimizer_config = optimizer_config.model_copy(update={"shard_optimizer_state": False})
     reference, reference_scheduler = build_optimizer(model, optimizer_config)
     optimizer_class = single_optimizer_class(reference)
     param_groups = [
@@ -46,7 +58,12 @@ def build_zero_optimizer(
     optimizer = ZeroRedundancyOptimizer(
         param_groups, optimizer_class=optimizer_class, **zero_options, **defaults
     )
-    scheduler = LRShim(optimizer, reference_scheduler.lr_dict)
+    scheduler = LRShim(
+        optimizer,
+        reference_scheduler.lr_dict,
+        lr_multipliers=reference_scheduler.lr_multipliers,
+        schedule_position=reference_scheduler.schedule_position,
+    )
     return optimizer, scheduler
 
 

@@ -1,0 +1,89 @@
+"""The ``shard_optimizer_state`` option (ZeRO-1) in one process: its errors and how it is built.
+
+Its training under 2 gloo ranks (equal to DDP, state really sharded) is in
+test_distributed_training.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tml.core.config import load_config_from_yaml
+from tml.optimizers import OptimizerConfig, build_optimizer
+from tml.optimizers.cli.main import main
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "distributed.md"
+
+MIXED = """
+adam: {lr: 0.01}
+shard_optimizer_state: true
+param_groups:
+  - {name: head, params: ["2.*"], sgd: {lr: 0.1}}
+"""
+
+
+def model() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+
+
+def test_off_by_default_and_unchanged_without_it() -> None:
+    config = OptimizerConfig(adam={"lr": 0.01})
+    assert config.shard_optimizer_state is False
+    optimizer, _ = build_optimizer(model(), config)
+    assert type(optimizer) is torch.optim.Adam
+
+
+def test_mixed_algorithms_are_refused_when_the_config_is_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.yaml"
+    path.write_text(MIXED)
+    expected = r"shard_optimizer_state \(ZeRO-1\) shards one optimizer class"
+    with pytest.raises(Exception, match=expected) as info:
+        load_config_from_yaml(OptimizerConfig, path)
+    message = str(info.value)
+    assert "group 'head' uses sgd (SGD) and the optimizer adam (Adam)" in message
+    assert "param_groups.0.sgd" in message or "param_groups[0].sgd" in message, message
+    assert "set shard_optimizer_state: false" in message
+
+
+def test_same_class_in_every_group_is_accepted() -> None:
+    config = OptimizerConfig.model_validate(
+        {
+            "adam": {"lr": 0.01},
+            "shard_optimizer_state": True,
+            "param_groups": [{"name": "head", "params": ["2.*"], "adam": {"lr": 0.1, "eps": 1e-6}}],
+        }
+    )
+    assert config.shard_optimizer_state
+
+
+def test_building_without_a_process_group_says_what_to_do() -> None:
+    config = OptimizerConfig(adam={"lr": 0.01}, shard_optimizer_state=True)
+    expected = re.escape("needs an initialized torch.distributed process group")
+    with pytest.raises(RuntimeError, match=expected) as info:
+        build_optimizer(model(), config)
+    assert "launch with torchrun" in str(info.value)
+    assert "init_process_group()" in str(info.value)
+
+
+def test_the_docs_config_and_error_are_what_the_library_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = DOCS.read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+    documented = yaml.safe_load(block)["optimizer"]
+    assert OptimizerConfig.model_validate(documented).shard_optimizer_state
+    # The documented error: the same config plus the group the docs describe, as run.yaml.
+    group = re.search(r"a group\n?`(\{name: head.*?\})`", text, flags=re.DOTALL)
+    assert group is not None
+    monkeypatch.chdir(tmp_path)
+    Path("run.yaml").write_text(block + f"  param_groups:\n    - {group.group(1)}\n")
+    assert main(["validate", "run.yaml"]) == 1
+    printed = capsys.readouterr().err.strip().splitlines()
+    error_block = re.search(r"```\n(tml-optim: error: invalid config in run\.yaml:.*?)```", text, re.DOTALL)
+    assert error_block is not None
+    assert printed == error_block.group(1).strip().splitlines()
