@@ -825,3 +825,14 @@ def test_every_schedule_of_the_examples_file_loads() -> None:
         schedule = load_config_from_yaml(LearningRate, path, key=name)
         values = compute_lr(schedule, torch.arange(0, 200_000, 997))
         assert torch.isfinite(values).all(), name
+
+
+@pytest.mark.parametrize(("start", "end"), [(9.0, 1e-6), (1e-6, 9.0), (0.3, 0.1), (0.0, 1e-300)])
+def test_linear_ends_exactly_at_its_end_value(start: float, end: float) -> None:
+    # start + (end - start) * 1 can miss `end` by rounding when the two differ by orders of magnitude.
+    schedule = LearningRate.model_validate(
+        {"linear": {"start_learning_rate": start, "end_learning_rate": end, "steps": 7}}
+    )
+    assert compute_lr(schedule, 0) == start
+    assert [compute_lr(schedule, step) for step in (7, 8, 10**12)] == [end, end, end]
+    assert compute_lr(schedule, torch.tensor([0, 7, 10**12])).tolist() == [start, end, end]

@@ -53,11 +53,15 @@ def linear(config: Linear, t: Number, ops: Ops) -> Number:
       [0.1, 0.4, 1.0, 1.0]
     """
     start, end = config.start_learning_rate, config.end_learning_rate
-    value = ops.minimum(t, config.steps)
-    value /= config.steps
-    value *= end - start
-    value += start
-    return value
+    # start * (1 - p) + end * p: exactly start at p = 0 and exactly end from p = 1 on (the form
+    # start + (end - start) * p can miss end by rounding when the two differ by orders of magnitude).
+    fraction = ops.minimum(t, config.steps)
+    fraction /= config.steps
+    rest = 1.0 - fraction
+    rest *= start
+    fraction *= end
+    fraction += rest
+    return fraction
 
 
 @register_schedule(
