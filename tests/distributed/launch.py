@@ -26,9 +26,15 @@ def load_module(path: Path, name: str) -> ModuleType:
 
 def child_environment() -> dict[str, str]:
     """The environment of a launched job: one thread per rank, this venv's scripts on PATH."""
-    environment = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    environment = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
     environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
     return environment
+
+
+# A worker that dies in C++ with this line (std::terminate) has been seen, rarely and only on a loaded
+# machine, in a job that passes on every other run; its Python stack is not known yet (faulthandler
+# is on in child_environment to catch it). Such a job is run once more, and said so; a second abort fails.
+ABORT_IN_CPP = "terminate called without an active exception"
 
 
 def run(
@@ -39,6 +45,16 @@ def run(
     On timeout, SIGTERM the command's process group (torchrun then stops its workers, which run in
     sessions of their own), SIGKILL it after 10 s, and fail: a hang never blocks the suite.
     """
+    result = _run_once(command, cwd=cwd, timeout=timeout)
+    if result.returncode != 0 and not expect_failure and ABORT_IN_CPP in result.stdout:
+        print(f"a worker aborted in C++ ({ABORT_IN_CPP!r}); running once more:\n{result.stdout[-3000:]}")
+        result = _run_once(command, cwd=cwd, timeout=timeout)
+    if (result.returncode != 0) != expect_failure:
+        raise AssertionError(f"exit status {result.returncode}: {' '.join(command)}\n{result.stdout[-6000:]}")
+    return result
+
+
+def _run_once(command: list[str], *, cwd: Path | None, timeout: float) -> subprocess.CompletedProcess[str]:
     process = subprocess.Popen(
         command,
         cwd=cwd,
@@ -58,8 +74,6 @@ def run(
             os.killpg(process.pid, signal.SIGKILL)
             output, _ = process.communicate()
         raise AssertionError(f"timed out after {timeout} s: {' '.join(command)}\n{output[-4000:]}") from None
-    if (process.returncode != 0) != expect_failure:
-        raise AssertionError(f"exit status {process.returncode}: {' '.join(command)}\n{output[-6000:]}")
     return subprocess.CompletedProcess(command, process.returncode, output, "")
 
 
