@@ -14,7 +14,7 @@ from tml.optimizers.fields import (
     PositiveInteger,
     PositiveSteps,
 )
-from tml.optimizers.schedules.rules import require_at_most
+from tml.optimizers.schedules.rules import final_at_most_peak
 from tml.optimizers.schedules.warmup_config import WarmupFields
 
 
@@ -35,10 +35,7 @@ class CosineWithRestarts(WarmupFields):
         "(0, 1]; with final_learning_rate 0 this multiplies the peak.",
     )
 
-    @pydantic.field_validator("final_learning_rate")
-    @classmethod
-    def _final_below_peak(cls, final: float, info: pydantic.ValidationInfo) -> float:
-        return require_at_most("final_learning_rate", final, "learning_rate", info)
+    _final_below_peak = final_at_most_peak()
 
 
 class OneCycle(BaseConfig):

@@ -14,7 +14,7 @@ from tml.optimizers.fields import (
     PositiveFloat,
     PositiveSteps,
 )
-from tml.optimizers.schedules.rules import require_at_most, require_strictly_increasing
+from tml.optimizers.schedules.rules import final_at_most_peak, require_strictly_increasing
 from tml.optimizers.schedules.warmup_config import WarmupFields
 
 
@@ -69,10 +69,7 @@ class CosineDecay(WarmupFields):
         description="Number of steps of the decay (after the warmup)."
     )
 
-    @pydantic.field_validator("final_learning_rate")
-    @classmethod
-    def _final_below_peak(cls, final: float, info: pydantic.ValidationInfo) -> float:
-        return require_at_most("final_learning_rate", final, "learning_rate", info)
+    _final_below_peak = final_at_most_peak()
 
 
 class PolynomialDecay(WarmupFields):
@@ -91,10 +88,7 @@ class PolynomialDecay(WarmupFields):
         1.0, description="Exponent of the decay: 1 is linear, 2 quadratic, 0.5 a square root; > 0."
     )
 
-    @pydantic.field_validator("final_learning_rate")
-    @classmethod
-    def _final_below_peak(cls, final: float, info: pydantic.ValidationInfo) -> float:
-        return require_at_most("final_learning_rate", final, "learning_rate", info)
+    _final_below_peak = final_at_most_peak()
 
 
 class ExponentialDecay(WarmupFields):
@@ -114,10 +108,7 @@ class ExponentialDecay(WarmupFields):
         0.0, description="A floor: the learning rate never goes below it; at most learning_rate."
     )
 
-    @pydantic.field_validator("final_learning_rate")
-    @classmethod
-    def _final_below_peak(cls, final: float, info: pydantic.ValidationInfo) -> float:
-        return require_at_most("final_learning_rate", final, "learning_rate", info)
+    _final_below_peak = final_at_most_peak()
 
 
 class MultistepDecay(WarmupFields):
@@ -169,7 +160,4 @@ class WarmupStableDecay(WarmupFields):
         "cosine (1 + cos(pi p)) / 2, 1-sqrt 1 - sqrt(p).",
     )
 
-    @pydantic.field_validator("final_learning_rate")
-    @classmethod
-    def _final_below_peak(cls, final: float, info: pydantic.ValidationInfo) -> float:
-        return require_at_most("final_learning_rate", final, "learning_rate", info)
+    _final_below_peak = final_at_most_peak()

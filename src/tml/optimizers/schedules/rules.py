@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pydantic
 
 
@@ -22,3 +24,12 @@ def require_at_most(name: str, value: float, other_name: str, info: pydantic.Val
     if other is not None and value > other:
         raise ValueError(f"{name} must be at most {other_name} ({other}), got {value}")
     return value
+
+
+def final_at_most_peak() -> Any:
+    """A field validator, shared by the decaying kinds: ``final_learning_rate <= learning_rate``."""
+
+    def check(cls: type, final: float, info: pydantic.ValidationInfo) -> float:
+        return require_at_most("final_learning_rate", final, "learning_rate", info)
+
+    return pydantic.field_validator("final_learning_rate")(check)
