@@ -162,27 +162,37 @@ def example_config_row(repeats: int) -> dict[str, float]:
 
 
 def step_after_backward(layout: str, algorithm: str, repeats: int) -> dict[str, float]:
-    """Seconds of ``optimizer.step()`` right after a backward pass, fused non-flat vs ``flatten``.
+    """Seconds of ``optimizer.step()`` right after a backward pass.
 
-    In training, backward has just touched every parameter and gradient, so the flat step's
-    per-parameter gradient check runs on warm caches; the loop of ``measure`` (steps without
-    backward) is its worst case.
+    Variants: fused non-flat, ``flatten``, and ``one tensor``: fused over a single tensor holding
+    every entry of the layout (torch's kernel with no per-tensor work at all), stepped after the
+    same backward pass over a separate copy of the layout so that its caches are in the same state.
+    The backward pass (one small graph per tensor) evicts the optimizer's data from the caches:
+    this is the cold-cache case of a training loop, where ``measure``'s loop of steps is the warm one.
     """
-    _, size = LAYOUTS[layout]
+    count, size = LAYOUTS[layout]
     optimizer_class, kwargs, _ = ALGORITHMS[algorithm]
     inputs = torch.randn(size)
-    setups = {}
-    for name in ("fused", "flatten"):
+    setups: dict[str, tuple[list[torch.nn.Parameter], torch.optim.Optimizer]] = {}
+    for name in ("fused", "flatten", "one tensor"):
         params = list(_model(layout, seed=2).parameters())
         if name == "flatten":
             optimizer: torch.optim.Optimizer = FlatOptimizer(params, optimizer_class, **kwargs, fused=True)
+        elif name == "one tensor":
+            single = torch.nn.Parameter(torch.randn(count * size))
+            single.grad = torch.randn(count * size) * 1e-3
+            optimizer = optimizer_class([single], **kwargs, fused=True)
         else:
             optimizer = optimizer_class(params, **kwargs, fused=True)
         setups[name] = (params, optimizer)
     samples: dict[str, list[float]] = {name: [] for name in setups}
     for round_index in range(repeats + 1):
         for name, (params, optimizer) in setups.items():
-            optimizer.zero_grad()
+            if name == "one tensor":
+                for param in params:
+                    param.grad = None
+            else:
+                optimizer.zero_grad()
             torch.stack([(param * inputs).sum() for param in params]).sum().backward()
             start = time.perf_counter()
             optimizer.step()
@@ -205,6 +215,7 @@ def run(
             after_backward = step_after_backward(result.layout, "Adam", 3 * repeats)
             result.seconds["fused after backward"] = after_backward["fused"]
             result.seconds["flatten after backward"] = after_backward["flatten"]
+            result.seconds["one tensor after backward"] = after_backward["one tensor"]
     # auto builds the same optimizer as one of torch's choices; its ratio to the measured best is 1
     # by construction when it picks the best, and the measured ratio is then timing noise.
     example = example_config_row(repeats)
@@ -212,8 +223,16 @@ def run(
     others = [result for result in results if result.auto_choice != result.best_name]
     auto_vs_best = max((result.seconds["auto"] / result.best for result in others), default=1.0)
     default_vs_auto = min(result.seconds["default"] / result.seconds["auto"] for result in results)
-    flat_vs_floor = max(result.seconds["flatten"] / result.floor for result in results)
-    kernel_vs_floor = max(result.seconds["flat kernel"] / result.floor for result in results)
+    # A 2x gain over the default is only possible where the default is at least 2x the floor.
+    reachable = [result for result in results if result.seconds["default"] >= 2 * result.floor]
+    default_vs_auto_reachable = min(
+        result.seconds["default"] / result.seconds["auto"] for result in reachable
+    )
+    # The issue's three layouts; the multi-task example (24 tensors, a floor of ~0.05 ms) is in
+    # the table, not in the flatten targets.
+    layouts = [result for result in results if result.layout != EXAMPLE]
+    flat_vs_floor = max(result.seconds["flatten"] / result.floor for result in layouts)
+    kernel_vs_floor = max(result.seconds["flat kernel"] / result.floor for result in layouts)
     in_loop_vs_floor = max(
         result.seconds["flatten after backward"] / result.floor
         for result in results
@@ -233,7 +252,18 @@ def run(
             2.0,
             verdict(default_vs_auto, 2.0, lower_is_better=False),
         ),
-        ("flatten / floor (max over rows)", flat_vs_floor, 1.2, verdict(flat_vs_floor, 1.2)),
+        (
+            f"default / auto, rows where the default is ≥ 2× the floor ({len(reachable)}/{len(results)})",
+            default_vs_auto_reachable,
+            2.0,
+            verdict(default_vs_auto_reachable, 2.0, lower_is_better=False),
+        ),
+        (
+            "flatten / floor (max over the three layouts)",
+            flat_vs_floor,
+            1.2,
+            verdict(flat_vs_floor, 1.2),
+        ),
         (
             "flatten / floor, Adam, step timed right after backward (max over layouts)",
             in_loop_vs_floor,
@@ -241,7 +271,7 @@ def run(
             verdict(in_loop_vs_floor, 1.2),
         ),
         (
-            "flat kernel (no gradient check) / floor (max over rows)",
+            "flat kernel (no gradient check) / floor (max over the three layouts)",
             kernel_vs_floor,
             1.2,
             verdict(kernel_vs_floor, 1.2),
@@ -300,18 +330,21 @@ def table(results: list[StepResult]) -> str:
 
 
 def after_backward_table(results: list[StepResult]) -> str:
-    """Adam's step timed right after a backward pass (warm caches), fused vs flatten vs floor."""
+    """Adam's step timed right after a backward pass (cold caches): fused, flatten, one tensor."""
     lines = [
-        "| layout | fused ms | flatten ms | floor ms | flatten/floor | fused/flatten |",
-        "|---|---|---|---|---|---|",
+        "| layout | fused ms | flatten ms | one tensor ms | floor ms | flatten/floor "
+        "| one tensor/floor | flatten/one tensor | fused/flatten |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         if "flatten after backward" not in result.seconds:
             continue
         fused, flat = result.seconds["fused after backward"], result.seconds["flatten after backward"]
+        single = result.seconds["one tensor after backward"]
         lines.append(
-            f"| {result.layout} | {fused * 1e3:.2f} | {flat * 1e3:.3f} | {result.floor * 1e3:.3f} "
-            f"| {flat / result.floor:.2f} | {fused / flat:.1f} |"
+            f"| {result.layout} | {fused * 1e3:.2f} | {flat * 1e3:.3f} | {single * 1e3:.3f} "
+            f"| {result.floor * 1e3:.3f} | {flat / result.floor:.2f} | {single / result.floor:.2f} "
+            f"| {flat / single:.2f} | {fused / flat:.1f} |"
         )
     return "\n".join(lines)
 

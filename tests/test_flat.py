@@ -231,6 +231,56 @@ def test_a_replaced_gradient_is_copied_into_the_buffer() -> None:
     assert_parameters_close(model, reference)
 
 
+def test_a_detached_gradient_still_held_elsewhere_is_found() -> None:
+    """Gradients kept by other code, then ``model.zero_grad()``: every view is still alive (a
+    count of the buffer's views would not notice), but the new gradients live outside the buffer."""
+    model, reference = make_model(), make_model()
+    flat = FlatOptimizer(model.parameters(), torch.optim.Adam, lr=1e-2)
+    plain = torch.optim.Adam(reference.parameters(), lr=1e-2, foreach=False)
+    first, second = batches(2)
+    for target, optimizer in ((model, flat), (reference, plain)):
+        optimizer.zero_grad()
+        forward(target, first).backward()
+        kept = [param.grad for param in target.parameters()]  # e.g. for a gradient-surgery method
+        target.zero_grad()
+        forward(target, second).backward()
+        optimizer.step()
+        assert all(grad is not None for grad in kept)
+    assert_parameters_close(model, reference)
+
+
+def test_one_replaced_gradient_among_many_is_copied() -> None:
+    """The fast check stops at the first parameter whose gradient is not its view."""
+    params = [torch.nn.Parameter(torch.full((3,), float(index))) for index in range(50)]
+    flat = FlatOptimizer(params, torch.optim.SGD, lr=1.0)
+    for param in params:
+        param.grad.fill_(1.0)
+    params[37].grad = torch.full((3,), 5.0)
+    flat.step()
+    expected = [float(index) - (5.0 if index == 37 else 1.0) for index in range(50)]
+    assert [float(param.detach()[0]) for param in params] == expected
+    assert params[37].grad is flat.buffers[0].grad_views[37]
+
+
+def test_global_step_hooks_fire_once_per_step() -> None:
+    from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+    model = make_model()
+    flat = FlatOptimizer(model.parameters(), torch.optim.Adam, lr=1e-2, fused=True)
+    calls: list[tuple[str, type]] = []
+    handles = [
+        register_optimizer_step_pre_hook(lambda optimizer, *_: calls.append(("pre", type(optimizer)))),
+        register_optimizer_step_post_hook(lambda optimizer, *_: calls.append(("post", type(optimizer)))),
+    ]
+    try:
+        forward(model, batches(1)[0]).backward()
+        flat.step()
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert calls == [("pre", FlatOptimizer), ("post", FlatOptimizer)]
+
+
 def test_a_buffer_without_any_gradient_is_skipped_like_torch() -> None:
     model, reference = make_model(), make_model()
     flat = FlatOptimizer(groups_of(model), torch.optim.AdamW, lr=1e-2, weight_decay=0.1)
