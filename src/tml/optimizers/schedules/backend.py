@@ -11,11 +11,17 @@ so formulas create few buffers and then work in place. The operations whose name
 (``sin_``, ``minimum_``…) and Python's augmented assignments (``x *= c``) overwrite a tensor
 argument and return it; on the scalar backend they simply return the new value. A formula only
 ever overwrites a buffer it created itself, never its argument ``t``.
+
+Steps in ascending order (``torch.arange``, the usual case) take a fast path: a bisection is a
+``searchsorted`` of the few boundaries into the steps, so every piece of a piecewise formula is a
+slice (a view) of the steps, and a join evaluates each piece on its slice alone. Any other order
+takes the general path (``bucketize``, masks), with the same values.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -65,6 +71,11 @@ class ScalarOps:
     @staticmethod
     def power_(base: float, exponent: Number) -> Number:
         """``base ** exponent`` (on tensors: ``exponent`` overwritten)."""
+        return base**exponent
+
+    @staticmethod
+    def integer_power(base: float, exponent: Number) -> Number:
+        """``base ** exponent`` for a whole-number ``exponent`` (on tensors: a new tensor)."""
         return base**exponent
 
     @staticmethod
@@ -128,6 +139,40 @@ class ScalarOps:
 
 def _table(values: Sequence[float]) -> torch.Tensor:
     return torch.tensor(list(values), dtype=torch.float64)
+
+
+INTEGER_POWER_TABLE = 4096
+"""The most distinct exponents :meth:`TensorOps.integer_power` looks up in a table of Python powers."""
+
+
+def _ascending(t: torch.Tensor) -> bool:
+    """Whether the 1-D ``t`` is in ascending order (equal neighbours allowed)."""
+    return t.numel() < 2 or not bool(torch.lt(t[1:], t[:-1]).any())
+
+
+def _piece_ends(t: torch.Tensor, sorted_values: Sequence[float], right: bool) -> list[int] | None:
+    """For ascending ``t``: ``ends`` such that the elements of ``t`` whose
+    ``bisect_right(sorted_values, ·)`` (``bisect_left`` if not ``right``) is ``k`` are
+    ``t[ends[k]:ends[k + 1]]``, for ``k`` in ``0..len(sorted_values)``. ``None`` if ``t`` is not
+    ascending."""
+    if not _ascending(t):
+        return None
+    # bisect_right(values, x) >= k  <=>  x >= values[k - 1]: the first such x is searchsorted's left
+    # side; for bisect_left (x > values[k - 1]) its right side.
+    inner = torch.searchsorted(t, torch.tensor(list(sorted_values), dtype=t.dtype), right=not right)
+    return [0, *inner.tolist(), t.numel()]
+
+
+def _bucketize(t: torch.Tensor, sorted_values: Sequence[float], right: bool) -> torch.Tensor:
+    """``bisect_right`` (``bisect_left`` if not ``right``) of every element of ``t``, as int64."""
+    ends = _piece_ends(t, sorted_values, right)
+    if ends is None:
+        return torch.bucketize(t, torch.tensor(list(sorted_values), dtype=t.dtype), right=right)
+    index = torch.empty(t.shape, dtype=torch.int64)
+    for piece, (begin, end) in enumerate(itertools.pairwise(ends)):
+        if begin < end:
+            index[begin:end].fill_(piece)
+    return index
 
 
 class TensorOps:
@@ -199,6 +244,22 @@ class TensorOps:
         return torch.pow(base, exponent, out=exponent)
 
     @staticmethod
+    def integer_power(base: float, exponent: torch.Tensor) -> torch.Tensor:
+        """As :meth:`ScalarOps.integer_power` on a tensor of whole numbers (int64 or float64).
+
+        When the exponents span at most :data:`INTEGER_POWER_TABLE` values, the powers are looked up
+        in a table of Python's own ``base ** k``: the scalar path's values exactly, and much cheaper
+        than ``torch.pow``; otherwise ``torch.pow``.
+        """
+        if exponent.numel():
+            low, high = int(exponent.min()), int(exponent.max())
+            if high - low < INTEGER_POWER_TABLE:
+                powers = _table([base**k for k in range(low, high + 1)])
+                offsets = exponent.to(torch.int64)
+                return powers.index_select(0, offsets - low if low else offsets)
+        return torch.pow(base, exponent.to(torch.float64))
+
+    @staticmethod
     def floor_divide(numerator: torch.Tensor, denominator: int) -> torch.Tensor:
         """``floor(numerator / denominator)``: exact for integer-valued ``numerator`` and
         ``denominator`` whose sum is below 2**53 (a correctly rounded quotient ``k - r/d`` cannot
@@ -207,11 +268,11 @@ class TensorOps:
 
     @staticmethod
     def bisect_right(sorted_values: Sequence[float], x: torch.Tensor) -> torch.Tensor:
-        return torch.bucketize(x, torch.tensor(list(sorted_values), dtype=x.dtype), right=True)
+        return _bucketize(x, sorted_values, right=True)
 
     @staticmethod
     def bisect_left(sorted_values: Sequence[float], x: torch.Tensor) -> torch.Tensor:
-        return torch.bucketize(x, torch.tensor(list(sorted_values), dtype=x.dtype), right=False)
+        return _bucketize(x, sorted_values, right=False)
 
     @staticmethod
     def take(values: Sequence[float], index: torch.Tensor) -> torch.Tensor:
@@ -229,7 +290,8 @@ class TensorOps:
 
         For ``multiplier > 1`` there are at most 54 cycle starts below 2**53, so the cycle is found
         by a binary search in the table of their exact integer values: the same index as the scalar
-        path's corrected logarithm, in a handful of vectorized operations.
+        path's corrected logarithm, in a handful of vectorized operations. The index is an int64
+        tensor (whole numbers in float64 for ``multiplier = 1``).
         """
         if multiplier == 1:
             index = (t / first_cycle_steps).floor_()
@@ -237,14 +299,22 @@ class TensorOps:
         starts = [0]
         while starts[-1] <= 2**53:
             starts.append(starts[-1] * multiplier + first_cycle_steps)
-        start_table = _table(starts)
-        index = torch.bucketize(t, start_table, right=True).sub_(1)
+        index = _bucketize(t, starts[1:], right=True)
         lengths = _table([first_cycle_steps * multiplier**cycle for cycle in range(len(starts))])
-        return index.to(torch.float64), start_table.index_select(0, index), lengths.index_select(0, index)
+        return index, _table(starts).index_select(0, index), lengths.index_select(0, index)
 
     @staticmethod
     def interpolate(boundaries: Sequence[int], values: Sequence[float], t: torch.Tensor) -> torch.Tensor:
         """As :meth:`ScalarOps.interpolate`, vectorized (same tables, same operations)."""
+        ends = _piece_ends(t, boundaries, right=True)
+        if ends is not None:
+            value = torch.empty_like(t, dtype=torch.float64)
+            for (begin, end), anchor, level, slope in zip(
+                itertools.pairwise(ends), *interpolation_tables(boundaries, values), strict=True
+            ):
+                if begin < end:
+                    torch.sub(t[begin:end], anchor, out=value[begin:end]).mul_(slope).add_(level)
+            return value
         anchors, levels, slopes = (_table(table) for table in interpolation_tables(boundaries, values))
         index = torch.bucketize(t, _table(boundaries), right=True)
         value = t - anchors.index_select(0, index)
@@ -256,13 +326,22 @@ class TensorOps:
     def join(
         t: torch.Tensor, starts: Sequence[int], pieces: Sequence[Callable[[Number], Number]]
     ) -> torch.Tensor:
-        """As :meth:`ScalarOps.join`: each piece is evaluated only on the steps of its phase."""
-        index = torch.bucketize(t, torch.tensor(list(starts), dtype=t.dtype), right=True)
+        """As :meth:`ScalarOps.join`: each piece is evaluated only on the steps of its phase (on
+        ascending steps, a slice; otherwise the steps gathered by index)."""
         result = torch.empty_like(t, dtype=torch.float64)
+        ends = _piece_ends(t, starts[1:], right=True)
+        if ends is not None:
+            for (begin, end), start, piece in zip(itertools.pairwise(ends), starts, pieces, strict=True):
+                if begin < end:
+                    steps = t[begin:end]
+                    result[begin:end] = piece(steps - start if start else steps)
+            return result
+        index = torch.bucketize(t, torch.tensor(list(starts[1:]), dtype=t.dtype), right=True)
         for phase, (start, piece) in enumerate(zip(starts, pieces, strict=True)):
-            mask = index == phase + 1
-            values = piece(t[mask] - start)
-            result[mask] = values
+            where = (index == phase).nonzero().squeeze(1)
+            if where.numel():
+                values = piece(t.index_select(0, where) - start)
+                result.index_copy_(0, where, torch.as_tensor(values, dtype=torch.float64).expand(where.shape))
         return result
 
 

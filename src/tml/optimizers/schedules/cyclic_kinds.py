@@ -61,7 +61,7 @@ def cosine_with_restarts(config: CosineWithRestarts, t: Number, ops: Ops) -> Num
     value /= length
     value = half_cosine(ops, value)
     if config.cycle_decay != 1.0:
-        value *= ops.power_(config.cycle_decay, index)
+        value *= ops.integer_power(config.cycle_decay, index)
     value *= config.learning_rate - final
     value += final
     return value
@@ -179,7 +179,7 @@ def cyclic(config: Cyclic, t: Number, ops: Ops) -> Number:
     value = ops.fill_where_(rising, rise, fall)
     value *= config.max_learning_rate - config.base_learning_rate
     if config.mode == "triangular2":
-        value *= ops.power_(0.5, cycle)
+        value *= ops.integer_power(0.5, cycle)
     elif config.mode == "exp_range":
         value *= ops.power_(config.gamma, t * 1.0)  # a copy: t itself is never overwritten
     value += config.base_learning_rate

@@ -192,8 +192,10 @@ def exponential_decay(config: ExponentialDecay, t: Number, ops: Ops) -> Number:
       [1.0, 1.0, 0.5, 0.25, 0.2, 0.2]
     """
     decay_steps = config.decay_steps
-    exponent = ops.floor_divide(t, decay_steps) if config.staircase else t / decay_steps
-    value = ops.power_(config.decay_rate, exponent)
+    if config.staircase:
+        value = ops.integer_power(config.decay_rate, ops.floor_divide(t, decay_steps))
+    else:
+        value = ops.power_(config.decay_rate, t / decay_steps)
     value *= config.learning_rate
     if config.final_learning_rate == 0.0:
         return value
