@@ -21,6 +21,7 @@ takes the general path (``bucketize``, masks), with the same values.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -136,6 +137,19 @@ class ScalarOps:
         index = bisect.bisect_right(starts, t) - 1
         return pieces[index](t - starts[index])
 
+    @staticmethod
+    def piecewise(
+        t: Number,
+        sorted_values: Sequence[float],
+        pieces: Sequence[Callable[[Number], Number]],
+        *,
+        right: bool,
+    ) -> Number:
+        """``pieces[k](t)`` for ``k = bisect_right(sorted_values, t)`` (``bisect_left`` if not
+        ``right``): one piece more than ``sorted_values``."""
+        index = (bisect.bisect_right if right else bisect.bisect_left)(sorted_values, t)
+        return pieces[index](t)
+
 
 def _table(values: Sequence[float]) -> torch.Tensor:
     return torch.tensor(list(values), dtype=torch.float64)
@@ -203,7 +217,9 @@ class TensorOps:
         return torch.maximum(a, b)
 
     @staticmethod
-    def minimum_(x: Number, bound: float) -> Number:
+    def minimum_(x: Number, bound: Number) -> Number:
+        if isinstance(bound, torch.Tensor):
+            return torch.minimum(x, bound, out=x)
         return x.clamp_(max=bound)
 
     @staticmethod
@@ -299,9 +315,20 @@ class TensorOps:
         starts = [0]
         while starts[-1] <= 2**53:
             starts.append(starts[-1] * multiplier + first_cycle_steps)
-        index = _bucketize(t, starts[1:], right=True)
-        lengths = _table([first_cycle_steps * multiplier**cycle for cycle in range(len(starts))])
-        return index, _table(starts).index_select(0, index), lengths.index_select(0, index)
+        lengths = [first_cycle_steps * multiplier**cycle for cycle in range(len(starts))]
+        ends = _piece_ends(t, starts[1:], right=True)
+        if ends is None:
+            index = torch.bucketize(t, _table(starts[1:]), right=True)
+            return index, _table(starts).index_select(0, index), _table(lengths).index_select(0, index)
+        index = torch.empty(t.shape, dtype=torch.int64)
+        start = torch.empty_like(t, dtype=torch.float64)
+        length = torch.empty_like(t, dtype=torch.float64)
+        for cycle, (begin, end) in enumerate(itertools.pairwise(ends)):
+            if begin < end:
+                index[begin:end] = cycle
+                start[begin:end] = float(starts[cycle])
+                length[begin:end] = float(lengths[cycle])
+        return index, start, length
 
     @staticmethod
     def interpolate(boundaries: Sequence[int], values: Sequence[float], t: torch.Tensor) -> torch.Tensor:
@@ -328,21 +355,40 @@ class TensorOps:
     ) -> torch.Tensor:
         """As :meth:`ScalarOps.join`: each piece is evaluated only on the steps of its phase (on
         ascending steps, a slice; otherwise the steps gathered by index)."""
+        shifted = [
+            piece if start == 0 else functools.partial(_shifted, piece, start)
+            for start, piece in zip(starts, pieces, strict=True)
+        ]
+        return TensorOps.piecewise(t, starts[1:], shifted, right=True)
+
+    @staticmethod
+    def piecewise(
+        t: torch.Tensor,
+        sorted_values: Sequence[float],
+        pieces: Sequence[Callable[[Number], Number]],
+        *,
+        right: bool,
+    ) -> torch.Tensor:
+        """As :meth:`ScalarOps.piecewise`: each piece is evaluated only on its own steps (on
+        ascending steps, a slice of ``t``; otherwise the steps gathered by index), never on all."""
         result = torch.empty_like(t, dtype=torch.float64)
-        ends = _piece_ends(t, starts[1:], right=True)
+        ends = _piece_ends(t, sorted_values, right)
         if ends is not None:
-            for (begin, end), start, piece in zip(itertools.pairwise(ends), starts, pieces, strict=True):
+            for (begin, end), piece in zip(itertools.pairwise(ends), pieces, strict=True):
                 if begin < end:
-                    steps = t[begin:end]
-                    result[begin:end] = piece(steps - start if start else steps)
+                    result[begin:end] = piece(t[begin:end])
             return result
-        index = torch.bucketize(t, torch.tensor(list(starts[1:]), dtype=t.dtype), right=True)
-        for phase, (start, piece) in enumerate(zip(starts, pieces, strict=True)):
-            where = (index == phase).nonzero().squeeze(1)
+        index = torch.bucketize(t, torch.tensor(list(sorted_values), dtype=t.dtype), right=right)
+        for number, piece in enumerate(pieces):
+            where = (index == number).nonzero().squeeze(1)
             if where.numel():
-                values = piece(t.index_select(0, where) - start)
-                result.index_copy_(0, where, torch.as_tensor(values, dtype=torch.float64).expand(where.shape))
+                values = torch.as_tensor(piece(t.index_select(0, where)), dtype=torch.float64)
+                result.index_copy_(0, where, values.expand(where.shape))
         return result
+
+
+def _shifted(piece: Callable[[Number], Number], start: int, t: Number) -> Number:
+    return piece(t - start)
 
 
 Ops = ScalarOps | TensorOps
