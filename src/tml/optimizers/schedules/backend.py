@@ -31,6 +31,8 @@ import torch
 
 Number = Any
 """An ``int``/``float`` on the scalar backend, a float64 tensor on the tensor backend."""
+Cycle = Callable[[Number, Number, Number, Number], Number]
+"""``cycle(t, index, start, length)``: a periodic formula given the cycle that holds ``t``."""
 
 
 class ScalarOps:
@@ -125,6 +127,11 @@ class ScalarOps:
         return index, start_of(index), first_cycle_steps * multiplier**index
 
     @staticmethod
+    def cycles(t: Number, first_cycle_steps: int, multiplier: int, cycle: Cycle) -> Number:
+        """``cycle(t, index, start, length)`` with the cycle of :meth:`geometric_cycle` that holds ``t``."""
+        return cycle(t, *ScalarOps.geometric_cycle(t, first_cycle_steps, multiplier))
+
+    @staticmethod
     def interpolate(boundaries: Sequence[int], values: Sequence[float], t: Number) -> Number:
         """Linear interpolation through ``(boundaries[i], values[i])``; the end values outside."""
         anchors, levels, slopes = interpolation_tables(boundaries, values)
@@ -187,6 +194,10 @@ def _bucketize(t: torch.Tensor, sorted_values: Sequence[float], right: bool) -> 
         if begin < end:
             index[begin:end].fill_(piece)
     return index
+
+
+SLICED_CYCLES = 64
+"""The most cycles :meth:`TensorOps.cycles` evaluates slice by slice (ascending steps)."""
 
 
 class TensorOps:
@@ -260,13 +271,15 @@ class TensorOps:
         return torch.pow(base, exponent, out=exponent)
 
     @staticmethod
-    def integer_power(base: float, exponent: torch.Tensor) -> torch.Tensor:
+    def integer_power(base: float, exponent: Number) -> Number:
         """As :meth:`ScalarOps.integer_power` on a tensor of whole numbers (int64 or float64).
 
         When the exponents span at most :data:`INTEGER_POWER_TABLE` values, the powers are looked up
         in a table of Python's own ``base ** k``: the scalar path's values exactly, and much cheaper
-        than ``torch.pow``; otherwise ``torch.pow``.
+        than ``torch.pow``; otherwise ``torch.pow``. A Python ``int`` exponent gives ``base ** exponent``.
         """
+        if not isinstance(exponent, torch.Tensor):
+            return base**exponent
         if exponent.numel():
             low, high = int(exponent.min()), int(exponent.max())
             if high - low < INTEGER_POWER_TABLE:
@@ -316,19 +329,32 @@ class TensorOps:
         while starts[-1] <= 2**53:
             starts.append(starts[-1] * multiplier + first_cycle_steps)
         lengths = [first_cycle_steps * multiplier**cycle for cycle in range(len(starts))]
-        ends = _piece_ends(t, starts[1:], right=True)
-        if ends is None:
-            index = torch.bucketize(t, _table(starts[1:]), right=True)
-            return index, _table(starts).index_select(0, index), _table(lengths).index_select(0, index)
-        index = torch.empty(t.shape, dtype=torch.int64)
-        start = torch.empty_like(t, dtype=torch.float64)
-        length = torch.empty_like(t, dtype=torch.float64)
-        for cycle, (begin, end) in enumerate(itertools.pairwise(ends)):
-            if begin < end:
-                index[begin:end] = cycle
-                start[begin:end] = float(starts[cycle])
-                length[begin:end] = float(lengths[cycle])
-        return index, start, length
+        index = _bucketize(t, starts[1:], right=True)
+        return index, _table(starts).index_select(0, index), _table(lengths).index_select(0, index)
+
+    @staticmethod
+    def cycles(t: torch.Tensor, first_cycle_steps: int, multiplier: int, cycle: Cycle) -> torch.Tensor:
+        """As :meth:`ScalarOps.cycles`. On ascending steps that span at most
+        :data:`SLICED_CYCLES` cycles, ``cycle`` runs once per cycle on its slice of the steps with
+        the cycle's index, start and length as Python numbers; otherwise once on all the steps with
+        the tensors of :meth:`geometric_cycle`."""
+        if t.numel() and _ascending(t):
+            if multiplier == 1:
+                first = math.floor(float(t[0]) / first_cycle_steps)
+                indices = range(first, math.floor(float(t[-1]) / first_cycle_steps) + 1)
+            else:
+                indices = range(_geometric_cycle_count(first_cycle_steps, multiplier))
+            if len(indices) <= SLICED_CYCLES:
+                starts = [_cycle_start(index, first_cycle_steps, multiplier) for index in indices]
+                pieces = [
+                    functools.partial(
+                        _cycle_piece, cycle, index, start, first_cycle_steps * multiplier**index
+                    )
+                    for index, start in zip(indices, starts, strict=True)
+                ]
+                return TensorOps.piecewise(t, starts[1:], pieces, right=True)
+        index, start, length = TensorOps.geometric_cycle(t, first_cycle_steps, multiplier)
+        return cycle(t, index, start, length)
 
     @staticmethod
     def interpolate(boundaries: Sequence[int], values: Sequence[float], t: torch.Tensor) -> torch.Tensor:
@@ -385,6 +411,25 @@ class TensorOps:
                 values = torch.as_tensor(piece(t.index_select(0, where)), dtype=torch.float64)
                 result.index_copy_(0, where, values.expand(where.shape))
         return result
+
+
+def _cycle_start(index: int, first_cycle_steps: int, multiplier: int) -> int:
+    """The first step of cycle ``index`` (:meth:`ScalarOps.geometric_cycle`), exact."""
+    if multiplier == 1:
+        return index * first_cycle_steps
+    return first_cycle_steps * (multiplier**index - 1) // (multiplier - 1)
+
+
+def _geometric_cycle_count(first_cycle_steps: int, multiplier: int) -> int:
+    """How many cycles start at or below 2**53 (then one more), as in :meth:`TensorOps.geometric_cycle`."""
+    count = 1
+    while _cycle_start(count - 1, first_cycle_steps, multiplier) <= 2**53:
+        count += 1
+    return count
+
+
+def _cycle_piece(cycle: Cycle, index: int, start: int, length: int, t: torch.Tensor) -> torch.Tensor:
+    return cycle(t, index, start, length)
 
 
 def _shifted(piece: Callable[[Number], Number], start: int, t: Number) -> Number:

@@ -55,16 +55,19 @@ def cosine_with_restarts(config: CosineWithRestarts, t: Number, ops: Ops) -> Num
       >>> [round(compute_lr(schedule, step), 12) for step in (0, 2, 3, 4, 8, 12)]
       [1.0, 0.5, 0.146446609407, 0.5, 0.25, 0.25]
     """
-    index, start, length = ops.geometric_cycle(t, config.first_cycle_steps, config.cycle_multiplier)
     final = config.final_learning_rate
-    value = ops.rsub_(t, start)
-    value /= length
-    value = half_cosine(ops, value)
-    if config.cycle_decay != 1.0:
-        value *= ops.integer_power(config.cycle_decay, index)
-    value *= config.learning_rate - final
-    value += final
-    return value
+
+    def cycle(t: Number, index: Number, start: Number, length: Number) -> Number:
+        value = t - start
+        value /= length
+        value = half_cosine(ops, value)
+        if config.cycle_decay != 1.0:
+            value *= ops.integer_power(config.cycle_decay, index)
+        value *= config.learning_rate - final
+        value += final
+        return value
+
+    return ops.cycles(t, config.first_cycle_steps, config.cycle_multiplier, cycle)
 
 
 def _one_cycle_phases(config: OneCycle) -> tuple[list[float], list[float]]:
@@ -188,6 +191,6 @@ def cyclic(config: Cyclic, t: Number, ops: Ops) -> Number:
     if config.mode == "triangular2":
         value *= ops.integer_power(0.5, cycle)
     elif config.mode == "exp_range":
-        value *= ops.power_(config.gamma, t * 1.0)  # a copy: t itself is never overwritten
+        value *= config.gamma**t  # a new tensor (torch.pow): t itself is never overwritten
     value += config.base_learning_rate
     return value
