@@ -293,6 +293,20 @@ def test_finite_within_bounds_and_vectorized_equals_scalar(key: str, data: st.Da
         assert _close(vector_value, value), f"step {step}: scalar {value!r}, vectorized {vector_value!r}"
 
 
+@pytest.mark.parametrize("key", KIND_KEYS)
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_vectorized_equals_scalar_on_steps_in_any_order(key: str, data: st.DataObject) -> None:
+    # Ascending steps take a fast path (slices); any other order, repeats included, the general one.
+    schedule = LearningRate.model_validate(data.draw(KIND_STRATEGIES[key]))
+    steps = data.draw(steps_for(schedule))
+    shuffled = data.draw(st.permutations(steps + steps[:3]))
+    vectorized = compute_lr(schedule, torch.tensor(shuffled, dtype=torch.int64))
+    for step, vector_value in zip(shuffled, vectorized.tolist(), strict=True):
+        value = compute_lr(schedule, step)
+        assert _close(vector_value, value), f"step {step}: scalar {value!r}, vectorized {vector_value!r}"
+
+
 def _at(schedule: LearningRate, t: float) -> float:
     """The formula at a real-valued step (the tensor backend accepts fractional steps)."""
     return float(evaluate(schedule, torch.tensor([t], dtype=torch.float64), TENSOR)[0])

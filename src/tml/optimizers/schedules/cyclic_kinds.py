@@ -7,7 +7,7 @@ loop over the cycles.
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Callable
 
 from tml.optimizers.schedules.backend import Number, Ops, half_cosine
 from tml.optimizers.schedules.cyclic_configs import CosineWithRestarts, Cyclic, OneCycle
@@ -55,16 +55,19 @@ def cosine_with_restarts(config: CosineWithRestarts, t: Number, ops: Ops) -> Num
       >>> [round(compute_lr(schedule, step), 12) for step in (0, 2, 3, 4, 8, 12)]
       [1.0, 0.5, 0.146446609407, 0.5, 0.25, 0.25]
     """
-    index, start, length = ops.geometric_cycle(t, config.first_cycle_steps, config.cycle_multiplier)
     final = config.final_learning_rate
-    value = ops.rsub_(t, start)
-    value /= length
-    value = half_cosine(ops, value)
-    if config.cycle_decay != 1.0:
-        value *= ops.power_(config.cycle_decay, index)
-    value *= config.learning_rate - final
-    value += final
-    return value
+
+    def cycle(t: Number, index: Number, start: Number, length: Number) -> Number:
+        value = t - start
+        value /= length
+        value = half_cosine(ops, value)
+        if config.cycle_decay != 1.0:
+            value *= ops.integer_power(config.cycle_decay, index)
+        value *= config.learning_rate - final
+        value += final
+        return value
+
+    return ops.cycles(t, config.first_cycle_steps, config.cycle_multiplier, cycle)
 
 
 def _one_cycle_phases(config: OneCycle) -> tuple[list[float], list[float]]:
@@ -116,22 +119,28 @@ def one_cycle(config: OneCycle, t: Number, ops: Ops) -> Number:
     """
     ends, learning_rates = _one_cycle_phases(config)
     starts = [0.0, *ends[:-1]]
-    spans = [end - start for start, end in zip(starts, ends, strict=True)]
+    cosine = config.anneal_strategy == "cos"
+
+    def phase(number: int) -> Callable[[Number], Number]:
+        start, span = starts[number], ends[number] - starts[number]
+        begin, end = learning_rates[number], learning_rates[number + 1]
+
+        def anneal(held: Number) -> Number:
+            fraction = held - start
+            fraction /= span
+            if cosine:
+                value = half_cosine(ops, fraction)
+                value *= begin - end
+                value += end
+                return value
+            fraction *= end - begin
+            fraction += begin
+            return fraction
+
+        return anneal
+
     held = ops.minimum(t, config.total_steps - 1)
-    phase = ops.bisect_left(ends[:-1], held)
-    fraction = held
-    fraction -= ops.take(starts, phase)
-    fraction /= ops.take(spans, phase)
-    if config.anneal_strategy == "cos":
-        drops = [start - end for start, end in itertools.pairwise(learning_rates)]
-        value = half_cosine(ops, fraction)
-        value *= ops.take(drops, phase)
-        value += ops.take(learning_rates[1:], phase)
-        return value
-    rises = [end - start for start, end in itertools.pairwise(learning_rates)]
-    fraction *= ops.take(rises, phase)
-    fraction += ops.take(learning_rates[:-1], phase)
-    return fraction
+    return ops.piecewise(held, ends[:-1], [phase(number) for number in range(len(ends))], right=False)
 
 
 def _cyclic_ends(config: Cyclic) -> list[int]:
@@ -172,15 +181,16 @@ def cyclic(config: Cyclic, t: Number, ops: Ops) -> Number:
     total = up + down
     cycle = ops.floor_divide(t, total)
     position = ops.rsub_(t, cycle * total)
-    rising = position <= up
+    # x / U ≤ 1 ≤ (U + W - x) / W up to the peak and the reverse after it (also after rounding),
+    # so the lesser of the two is h(x).
     rise = position / up
     fall = ops.rsub_(total, position)
     fall /= down
-    value = ops.fill_where_(rising, rise, fall)
+    value = ops.minimum_(rise, fall)
     value *= config.max_learning_rate - config.base_learning_rate
     if config.mode == "triangular2":
-        value *= ops.power_(0.5, cycle)
+        value *= ops.integer_power(0.5, cycle)
     elif config.mode == "exp_range":
-        value *= ops.power_(config.gamma, t * 1.0)  # a copy: t itself is never overwritten
+        value *= config.gamma**t  # a new tensor (torch.pow): t itself is never overwritten
     value += config.base_learning_rate
     return value

@@ -192,8 +192,10 @@ def exponential_decay(config: ExponentialDecay, t: Number, ops: Ops) -> Number:
       [1.0, 1.0, 0.5, 0.25, 0.2, 0.2]
     """
     decay_steps = config.decay_steps
-    exponent = ops.floor_divide(t, decay_steps) if config.staircase else t / decay_steps
-    value = ops.power_(config.decay_rate, exponent)
+    if config.staircase:
+        value = ops.integer_power(config.decay_rate, ops.floor_divide(t, decay_steps))
+    else:
+        value = ops.power_(config.decay_rate, t / decay_steps)
     value *= config.learning_rate
     if config.final_learning_rate == 0.0:
         return value
@@ -286,17 +288,24 @@ def warmup_stable_decay(config: WarmupStableDecay, t: Number, ops: Ops) -> Numbe
       [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
     """
     final, stable_steps, decay_steps = config.final_learning_rate, config.stable_steps, config.decay_steps
-    progress = ops.minimum_(ops.maximum_(t - stable_steps, 0), decay_steps)
-    progress /= decay_steps
-    if config.decay_shape == "linear":
-        shape = ops.rsub_(1.0, progress)
-    elif config.decay_shape == "cosine":
-        shape = half_cosine(ops, progress)
-    else:
-        shape = 1.0 - progress
-        shape /= ops.sqrt_(progress) + 1.0
-    shape *= config.learning_rate - final
-    shape += final
-    if stable_steps == 0:
+
+    def stable(t: Number) -> Number:
+        return ops.full_like(t, config.learning_rate)
+
+    def decay(after_stable: Number) -> Number:
+        progress = ops.minimum(after_stable, decay_steps)
+        progress /= decay_steps
+        if config.decay_shape == "linear":
+            shape = ops.rsub_(1.0, progress)
+        elif config.decay_shape == "cosine":
+            shape = half_cosine(ops, progress)
+        else:
+            shape = 1.0 - progress
+            shape /= ops.sqrt_(progress) + 1.0
+        shape *= config.learning_rate - final
+        shape += final
         return shape
-    return ops.fill_where_(t < stable_steps, config.learning_rate, shape)
+
+    if stable_steps == 0:
+        return decay(t)
+    return ops.join(t, [0, stable_steps], [stable, decay])

@@ -29,6 +29,7 @@ def with_warmup(body: Body[ConfigT]) -> Body[ConfigT]:
 
     where ``s`` is the step, ``W`` is ``warmup_steps``, ``η_0`` is ``warmup_start_learning_rate`` and
     ``b`` is the body; the value is continuous at ``s = W``. With ``W = 0`` this is ``b`` itself.
+    It is a join of the two pieces, so on a tensor each is evaluated only on the steps of its phase.
     """
 
     @functools.wraps(body)
@@ -37,13 +38,18 @@ def with_warmup(body: Body[ConfigT]) -> Body[ConfigT]:
         if warmup_steps == 0:
             return body(config, step, ops)
         start = config.warmup_start_learning_rate
-        first_value = body(config, 0, SCALAR)
-        in_warmup = step < warmup_steps
-        ramp = step / warmup_steps
-        ramp *= first_value - start
-        ramp += start
-        after = body(config, ops.maximum_(step - warmup_steps, 0), ops)
-        return ops.fill_where_(in_warmup, ramp, after)
+        rise = body(config, 0, SCALAR) - start
+
+        def ramp(ramp_step: Number) -> Number:
+            value = ramp_step / warmup_steps
+            value *= rise
+            value += start
+            return value
+
+        def after(body_step: Number) -> Number:
+            return body(config, body_step, ops)
+
+        return ops.join(step, [0, warmup_steps], [ramp, after])
 
     return formula
 
