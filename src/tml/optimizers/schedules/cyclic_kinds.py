@@ -191,6 +191,6 @@ def cyclic(config: Cyclic, t: Number, ops: Ops) -> Number:
     if config.mode == "triangular2":
         value *= ops.integer_power(0.5, cycle)
     elif config.mode == "exp_range":
-        value *= config.gamma**t  # a new tensor (torch.pow): t itself is never overwritten
+        value *= ops.power_(config.gamma, t * 1)  # a copy of t (float64 here): t is not overwritten
     value += config.base_learning_rate
     return value
