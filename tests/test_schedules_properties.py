@@ -307,6 +307,20 @@ def test_vectorized_equals_scalar_on_steps_in_any_order(key: str, data: st.DataO
         assert _close(vector_value, value), f"step {step}: scalar {value!r}, vectorized {vector_value!r}"
 
 
+@pytest.mark.parametrize("key", KIND_KEYS)
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_vectorized_equals_scalar_under_inference_mode(key: str, data: st.DataObject) -> None:
+    # Inference tensors have no version counter: the fast path's "known ascending" mark is skipped.
+    schedule = LearningRate.model_validate(data.draw(KIND_STRATEGIES[key]))
+    steps = sorted(data.draw(steps_for(schedule)))
+    with torch.inference_mode():
+        vectorized = compute_lr(schedule, torch.tensor(steps, dtype=torch.int64))
+    for step, vector_value in zip(steps, vectorized.tolist(), strict=True):
+        value = compute_lr(schedule, step)
+        assert _close(vector_value, value), f"step {step}: scalar {value!r}, vectorized {vector_value!r}"
+
+
 def _at(schedule: LearningRate, t: float) -> float:
     """The formula at a real-valued step (the tensor backend accepts fractional steps)."""
     return float(evaluate(schedule, torch.tensor([t], dtype=torch.float64), TENSOR)[0])
