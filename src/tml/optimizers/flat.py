@@ -93,14 +93,18 @@ class FlatBuffer:
     grad: torch.Tensor
     grad_views: list[torch.Tensor]
 
+    def bound(self) -> bool:
+        """Whether every parameter's ``.grad`` is its view: one identity comparison per parameter,
+        run by C loops (``map``), without Python bytecode per parameter."""
+        return all(map(operator.is_, map(_GRAD, self.params), self.grad_views))
+
     def bind_gradients(self) -> bool:
         """Make every parameter's ``.grad`` its view again; ``False`` if none had a gradient.
 
         A gradient that is a separate tensor is copied into the view; a missing one becomes zero.
-        The common case, every ``.grad`` still its view, is one identity comparison per parameter
-        run by C loops (``map``), without Python bytecode per parameter.
+        The common case, every ``.grad`` still its view, costs one :meth:`bound` check.
         """
-        if all(map(operator.is_, map(_GRAD, self.params), self.grad_views)):
+        if self.bound():
             return True
         missing = 0
         for index, (param, view) in enumerate(zip(self.params, self.grad_views, strict=True)):
@@ -374,7 +378,7 @@ class FlatOptimizer(torch.optim.Optimizer):
         """
         for buffer in self.buffers:
             buffer.grad.zero_()
-            if all(map(operator.is_, map(_GRAD, buffer.params), buffer.grad_views)):
+            if buffer.bound():
                 continue
             for param, view in zip(buffer.params, buffer.grad_views, strict=True):
                 if param.grad is not view:

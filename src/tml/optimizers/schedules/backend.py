@@ -178,10 +178,24 @@ def _piece_ends(t: torch.Tensor, sorted_values: Sequence[float], right: bool) ->
     ascending."""
     if not _ascending(t):
         return None
+    return _ascending_piece_ends(t, sorted_values, right)
+
+
+def _ascending_piece_ends(t: torch.Tensor, sorted_values: Sequence[float], right: bool) -> list[int]:
+    """:func:`_piece_ends` for a ``t`` already known to be ascending."""
     # bisect_right(values, x) >= k  <=>  x >= values[k - 1]: the first such x is searchsorted's left
     # side; for bisect_left (x > values[k - 1]) its right side.
     inner = torch.searchsorted(t, torch.tensor(list(sorted_values), dtype=t.dtype), right=not right)
     return [0, *inner.tolist(), t.numel()]
+
+
+def _slices(t: torch.Tensor, ends: list[int], pieces: Sequence[Callable[[Number], Number]]) -> torch.Tensor:
+    """``pieces[k]`` evaluated on ``t[ends[k]:ends[k + 1]]``, each into its slice of the result."""
+    result = torch.empty_like(t, dtype=torch.float64)
+    for (begin, end), piece in zip(itertools.pairwise(ends), pieces, strict=True):
+        if begin < end:
+            result[begin:end] = piece(t[begin:end])
+    return result
 
 
 def _bucketize(t: torch.Tensor, sorted_values: Sequence[float], right: bool) -> torch.Tensor:
@@ -357,7 +371,7 @@ class TensorOps:
                     )
                     for index, start in zip(indices, starts, strict=True)
                 ]
-                return TensorOps.piecewise(t, starts[1:], pieces, right=True)
+                return _slices(t, _ascending_piece_ends(t, starts[1:], right=True), pieces)
         index, start, length = TensorOps.geometric_cycle(t, first_cycle_steps, multiplier)
         return cycle(t, index, start, length)
 
@@ -402,13 +416,10 @@ class TensorOps:
     ) -> torch.Tensor:
         """As :meth:`ScalarOps.piecewise`: each piece is evaluated only on its own steps (on
         ascending steps, a slice of ``t``; otherwise the steps gathered by index), never on all."""
-        result = torch.empty_like(t, dtype=torch.float64)
         ends = _piece_ends(t, sorted_values, right)
         if ends is not None:
-            for (begin, end), piece in zip(itertools.pairwise(ends), pieces, strict=True):
-                if begin < end:
-                    result[begin:end] = piece(t[begin:end])
-            return result
+            return _slices(t, ends, pieces)
+        result = torch.empty_like(t, dtype=torch.float64)
         index = torch.bucketize(t, torch.tensor(list(sorted_values), dtype=t.dtype), right=right)
         for number, piece in enumerate(pieces):
             where = (index == number).nonzero().squeeze(1)
