@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from tml.core.config import BaseConfig
+from tml.core.config import BaseConfig, located_error, relocate
 from tml.optimizers.algorithms import (
     ALGORITHMS,
     AdadeltaConfig,
@@ -62,7 +62,6 @@ from tml.optimizers.schedules import (
     SequencePhase,
     WarmupStableDecay,
 )
-from tml.optimizers.validation import located_error, relocate
 
 _ONE_OF_OPTIMIZER: dict[str, Any] = {"one_of": "optimizer"}
 _AT_MOST_ONE_SCHEDULE: dict[str, Any] = {"at_most_one_of": "schedule"}

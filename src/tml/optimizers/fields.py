@@ -17,31 +17,34 @@ def _plain_number(value: Any) -> Any:
     return value
 
 
-_NoBool = pydantic.BeforeValidator(_plain_number)
+NO_BOOL = pydantic.BeforeValidator(_plain_number)
+"""Refuses a boolean (pydantic would read True as 1) or a non-finite float where a number belongs.
 
-LearningRateValue = Annotated[float, _NoBool, pydantic.Field(ge=0.0, allow_inf_nan=False)]
+Use as ``Annotated[float, NO_BOOL, pydantic.Field(...)]``."""
+
+LearningRateValue = Annotated[float, NO_BOOL, pydantic.Field(ge=0.0, allow_inf_nan=False)]
 """A learning rate: finite and non-negative (0 is allowed)."""
 
-FiniteFloat = Annotated[float, _NoBool, pydantic.Field(allow_inf_nan=False)]
+FiniteFloat = Annotated[float, NO_BOOL, pydantic.Field(allow_inf_nan=False)]
 """Any finite number."""
 
-NonNegativeFloat = Annotated[float, _NoBool, pydantic.Field(ge=0.0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, NO_BOOL, pydantic.Field(ge=0.0, allow_inf_nan=False)]
 """A finite number ≥ 0."""
 
-PositiveFloat = Annotated[float, _NoBool, pydantic.Field(gt=0.0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, NO_BOOL, pydantic.Field(gt=0.0, allow_inf_nan=False)]
 """A finite number > 0."""
 
-UnitIntervalOpen = Annotated[float, _NoBool, pydantic.Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+UnitIntervalOpen = Annotated[float, NO_BOOL, pydantic.Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
 """A number in [0, 1), such as an Adam beta."""
 
-PositiveSteps = Annotated[int, _NoBool, pydantic.Field(gt=0)]
+PositiveSteps = Annotated[int, NO_BOOL, pydantic.Field(gt=0)]
 """A number of optimizer steps ≥ 1."""
 
-NonNegativeSteps = Annotated[int, _NoBool, pydantic.Field(ge=0)]
+NonNegativeSteps = Annotated[int, NO_BOOL, pydantic.Field(ge=0)]
 """A step index or a number of optimizer steps ≥ 0."""
 
-DecayFactor = Annotated[float, _NoBool, pydantic.Field(gt=0.0, le=1.0, allow_inf_nan=False)]
+DecayFactor = Annotated[float, NO_BOOL, pydantic.Field(gt=0.0, le=1.0, allow_inf_nan=False)]
 """A multiplicative decay factor in (0, 1]: 1 keeps the value, 0.5 halves it."""
 
-PositiveInteger = Annotated[int, _NoBool, pydantic.Field(ge=1)]
+PositiveInteger = Annotated[int, NO_BOOL, pydantic.Field(ge=1)]
 """An integer ≥ 1 that is not a number of steps, such as a cycle-length multiplier."""

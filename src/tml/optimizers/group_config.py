@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import pydantic
 
-from tml.core.config import BaseConfig
+from tml.core.config import BaseConfig, raise_at
 from tml.optimizers.algorithms import (
     AdadeltaConfig,
     AdafactorConfig,
@@ -26,10 +26,9 @@ from tml.optimizers.algorithms import (
     SgdConfig,
     SparseAdamConfig,
 )
-from tml.optimizers.fields import NonNegativeFloat
+from tml.optimizers.fields import NO_BOOL, NonNegativeFloat
 from tml.optimizers.patterns import check_patterns
 from tml.optimizers.schedules import LearningRate
-from tml.optimizers.validation import NO_BOOL, raise_at
 
 DEFAULT_GROUP = "default"
 """The name of the param group that holds every parameter no rule claims."""

@@ -1,8 +1,15 @@
 """Config base class and YAML loading shared by every tml package."""
 
 from tml.core.config.base_config import BaseConfig
-from tml.core.config.config_load import YamlDocument, load_config_from_yaml
-from tml.core.config.errors import ConfigError, ConfigIssue, Position
+from tml.core.config.errors import (
+    ConfigError,
+    ConfigIssue,
+    Position,
+    located_error,
+    raise_at,
+    relocate,
+)
+from tml.core.config.yaml_document import YamlDocument, load_config_from_yaml
 
 __all__ = [
     "BaseConfig",
@@ -11,4 +18,7 @@ __all__ = [
     "Position",
     "YamlDocument",
     "load_config_from_yaml",
+    "located_error",
+    "raise_at",
+    "relocate",
 ]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
 import pydantic
+import pydantic_core
 
 # Parts of a pydantic error location that name a union branch or a validator, not a config key.
 _TYPE_TAG = re.compile(r"^(float|int|str|bool|list|dict|tuple|none|[A-Z]\w*)$|[\[\]-]")
@@ -112,3 +114,52 @@ def _short_repr(value: object) -> str:
 
 def _message_shows_value(message: str, value: object) -> bool:
     return f"got {value!r}" in message or f"got {value}" in message
+
+
+def located_error(
+    title: str, issues: Sequence[tuple[tuple[str | int, ...], str, Any]]
+) -> pydantic_core.ValidationError:
+    """A pydantic ``ValidationError`` whose issues sit at the given paths (relative to the model).
+
+    pydantic lets a ``ValidationError`` raised inside a validator through, prefixing each path with
+    the location of the model being validated; so a cross-field check can point at
+    ``param_groups.1.hyperparameters.weight_decay`` rather than at the model as a whole, and a YAML
+    error then names the line of that key.
+
+    Args:
+      title: the model's name (pydantic's error title).
+      issues: ``(path, message, value received)`` triples.
+    """
+    return pydantic_core.ValidationError.from_exception_data(
+        title,
+        [
+            {
+                "type": pydantic_core.PydanticCustomError("value_error", "{message}", {"message": message}),
+                "loc": path,
+                "input": value,
+            }
+            for path, message, value in issues
+        ],
+    )
+
+
+def raise_at(title: str, path: tuple[str | int, ...], message: str, value: Any = None) -> NoReturn:
+    """Raise :func:`located_error` with one issue."""
+    raise located_error(title, [(path, message, value)])
+
+
+def relocate(
+    title: str, prefix: tuple[str | int, ...], error: pydantic.ValidationError
+) -> pydantic_core.ValidationError:
+    """The issues of ``error`` (from validating a nested value by hand) moved under ``prefix``."""
+    return located_error(
+        title,
+        [
+            (
+                prefix + tuple(detail["loc"]),
+                str(detail["msg"]).removeprefix("Value error, "),
+                detail.get("input"),
+            )
+            for detail in error.errors(include_url=False)
+        ],
+    )

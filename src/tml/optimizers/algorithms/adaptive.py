@@ -7,9 +7,9 @@ from typing import Annotated
 import pydantic
 import torch
 
+from tml.core.config import raise_at
 from tml.optimizers.algorithms.base import OptimizerAlgorithmConfig
-from tml.optimizers.fields import NonNegativeFloat, PositiveFloat
-from tml.optimizers.validation import NO_BOOL, raise_at
+from tml.optimizers.fields import NO_BOOL, NonNegativeFloat, PositiveFloat
 
 _EPS = "Added to the denominator for numerical stability; >= 0."
 _WEIGHT_DECAY = "Weight decay (L2 penalty); >= 0."

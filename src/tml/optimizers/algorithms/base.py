@@ -8,13 +8,12 @@ from typing import Annotated, Any, ClassVar
 import pydantic
 import torch
 
-from tml.core.config import BaseConfig
+from tml.core.config import BaseConfig, raise_at
 from tml.optimizers.fields import LearningRateValue
 from tml.optimizers.flat import ELEMENTWISE_OPTIMIZERS
 from tml.optimizers.implementation import Implementation
 from tml.optimizers.schedules import LearningRate
 from tml.optimizers.tensor_lr import FOREACH_REFUSES_TENSOR_LR
-from tml.optimizers.validation import raise_at
 
 
 def _lr_branch(value: Any) -> str:

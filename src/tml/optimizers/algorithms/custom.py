@@ -11,8 +11,8 @@ from typing import Any
 import pydantic
 import torch
 
+from tml.core.config import raise_at
 from tml.optimizers.algorithms.base import SPEED_FIELDS, OptimizerAlgorithmConfig
-from tml.optimizers.validation import raise_at
 
 _NOT_KWARGS = {"params", "lr"}
 

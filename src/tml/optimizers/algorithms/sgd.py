@@ -5,9 +5,9 @@ from __future__ import annotations
 import pydantic
 import torch
 
+from tml.core.config import raise_at
 from tml.optimizers.algorithms.base import OptimizerAlgorithmConfig
 from tml.optimizers.fields import NonNegativeFloat
-from tml.optimizers.validation import raise_at
 
 _MAXIMIZE = "Maximize the objective instead of minimizing it."
 
