@@ -39,7 +39,7 @@ def _status_kb(field: str) -> int:
 def _child(variant: str) -> None:
     import torch
 
-    from tml.optimizers.flat import FlatOptimizer
+    from tml.optimizers.runtime.flat import FlatOptimizer
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ For each optimizer and layout, with gradients present:
   Adagrad read three and write two: 20 B).
 
 Layouts: 2000 tensors × 256, 200 × 4096, 32 × 262,144, and the multi-task example model
-(``tml.optimizers.cli.model.RankingModel``, the model of ``examples/multi_task_towers.yaml``: its
+(``tml.optimizers.demo.model.RankingModel``, the model of ``examples/multi_task_towers.yaml``: its
 embeddings, backbone and towers, 24 tensors) with each algorithm on all its parameters. The example's
 own config (Adam towers with their schedules, SGD embeddings: a ``CombinedOptimizer``) is measured
 in :func:`example_config_row`.
@@ -35,9 +35,9 @@ from torch.optim.optimizer import _default_to_fused_or_foreach
 
 from benchmarks.common import interleaved_medians, stream_bandwidth, verdict
 from tml.optimizers import build_optimizer
-from tml.optimizers.cli.model import ModelShape, RankingModel
 from tml.optimizers.config import OptimizerConfig
-from tml.optimizers.flat import FlatOptimizer
+from tml.optimizers.demo.model import ModelShape, RankingModel
+from tml.optimizers.runtime.flat import FlatOptimizer
 
 EXAMPLE = "multi-task example"
 LAYOUTS: dict[str, tuple[int, int]] = {

@@ -18,7 +18,7 @@ import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LinearLR, LRScheduler, SequentialLR
 
 from benchmarks.common import interleaved_medians, verdict
-from tml.optimizers.scheduler import LRShim
+from tml.optimizers.runtime.lr_shim import LRShim
 from tml.optimizers.schedules import LearningRate, LinearRampToCosine
 
 GROUP_COUNTS = (1, 16, 256)

@@ -20,7 +20,6 @@ from tml.optimizers.algorithms import (
     SparseAdamConfig,
     list_optimizers,
 )
-from tml.optimizers.combined import CombinedOptimizer
 from tml.optimizers.config import (
     LayerDecayConfig,
     LearningRate,
@@ -32,9 +31,10 @@ from tml.optimizers.config import (
     PiecewiseConstant,
     get_optimizer_algorithm_config,
 )
+from tml.optimizers.groups.assign import ParamGroup, assign_param_groups
 from tml.optimizers.optimizer import build_optimizer, get_optimizer_class
-from tml.optimizers.param_groups import ParamGroup, assign_param_groups
-from tml.optimizers.scheduler import LRShim
+from tml.optimizers.runtime.combined import CombinedOptimizer
+from tml.optimizers.runtime.lr_shim import LRShim
 from tml.optimizers.schedules import compile_schedule, compute_lr
 
 __all__ = [

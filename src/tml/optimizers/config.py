@@ -29,19 +29,19 @@ from tml.optimizers.algorithms import (
     SparseAdamConfig,
     list_optimizers,
 )
-from tml.optimizers.group_config import (
+from tml.optimizers.groups.recap import (
+    BACKBONE_GROUP,
+    SINGLE_TASK_GROUP,
+    MultiTaskLearningRates,
+    tower_pattern,
+)
+from tml.optimizers.groups.rules import (
     DEFAULT_GROUP,
     WEIGHT_DECAY_KEYWORDS,
     LayerDecayConfig,
     ParamGroupConfig,
     WeightDecayExclusions,
     algorithm_field,
-)
-from tml.optimizers.recap import (
-    BACKBONE_GROUP,
-    SINGLE_TASK_GROUP,
-    MultiTaskLearningRates,
-    tower_pattern,
 )
 from tml.optimizers.schedules import (
     CosineDecay,

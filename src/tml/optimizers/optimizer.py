@@ -7,15 +7,15 @@ from typing import Any
 
 import torch
 
-from tml.optimizers.combined import CombinedOptimizer
 from tml.optimizers.config import OptimizerConfig
-from tml.optimizers.flat import FlatOptimizer, FlattenError
-from tml.optimizers.group_config import DEFAULT_GROUP
-from tml.optimizers.implementation import accepts_keyword, implementation_kwargs
-from tml.optimizers.param_groups import ParamGroup, assign_param_groups
-from tml.optimizers.scheduler import LRShim
+from tml.optimizers.groups.assign import ParamGroup, assign_param_groups
+from tml.optimizers.groups.rules import DEFAULT_GROUP
+from tml.optimizers.runtime.combined import CombinedOptimizer
+from tml.optimizers.runtime.flat import FlatOptimizer, FlattenError
+from tml.optimizers.runtime.implementation import accepts_keyword, implementation_kwargs
+from tml.optimizers.runtime.lr_shim import LRShim
+from tml.optimizers.runtime.tensor_lr import make_lr_tensor
 from tml.optimizers.schedules import compute_lr
-from tml.optimizers.tensor_lr import make_lr_tensor
 
 __all__ = ["DEFAULT_GROUP", "LRShim", "build_optimizer", "compute_lr", "get_optimizer_class"]
 
@@ -47,14 +47,14 @@ def build_optimizer(
     """Build the optimizer of ``model``'s trainable parameters and its learning-rate scheduler.
 
     The parameters are split into param groups by the config's rules (see
-    ``tml.optimizers.param_groups``); without rules they form one group, ``"default"``. Every group
+    ``tml.optimizers.groups.assign``); without rules they form one group, ``"default"``. Every group
     dict carries its ``"name"``. When every group uses the same algorithm (torch class) and the
     same ``flatten``, the result is one torch optimizer with one param group per group; otherwise a
     ``CombinedOptimizer`` of one torch optimizer per (algorithm, flatten), which behaves as one
     ``torch.optim.Optimizer``.
 
     Each algorithm's speed fields apply to its groups: ``implementation`` sets the group dict's
-    ``fused`` / ``foreach`` (see ``tml.optimizers.implementation``); ``flatten`` builds a
+    ``fused`` / ``foreach`` (see ``tml.optimizers.runtime.implementation``); ``flatten`` builds a
     ``FlatOptimizer``; ``tensor_lr`` makes the group's ``lr`` a 0-dim float64 tensor before the
     ``LRShim`` is built (with ``tensor_lr``, ``auto`` never picks ``foreach`` for Adam/AdamW,
     where torch refuses a tensor lr).

@@ -10,10 +10,10 @@ import torch
 
 from tml.core.config import BaseConfig, raise_at
 from tml.optimizers.fields import LearningRateValue
-from tml.optimizers.flat import ELEMENTWISE_OPTIMIZERS
-from tml.optimizers.implementation import Implementation
+from tml.optimizers.runtime.flat import ELEMENTWISE_OPTIMIZERS
+from tml.optimizers.runtime.implementation import Implementation
+from tml.optimizers.runtime.tensor_lr import FOREACH_REFUSES_TENSOR_LR
 from tml.optimizers.schedules import LearningRate
-from tml.optimizers.tensor_lr import FOREACH_REFUSES_TENSOR_LR
 
 
 def _lr_branch(value: Any) -> str:

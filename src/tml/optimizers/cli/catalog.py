@@ -6,8 +6,8 @@ import dataclasses
 import inspect
 import sys
 
+from tml.core.config.suggestions import models_at
 from tml.optimizers.algorithms import OptimizerAlgorithmConfig
-from tml.optimizers.cli.suggestions import models_at
 from tml.optimizers.config import OptimizerConfig
 from tml.optimizers.schedules import SCHEDULES
 

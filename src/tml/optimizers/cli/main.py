@@ -17,13 +17,13 @@ from rich.console import Console
 from rich.table import Table
 
 from tml.core.config import ConfigError
+from tml.core.config.suggestions import describe_issues
 from tml.optimizers.cli import catalog, summary
 from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
 from tml.optimizers.cli.groups import group_multipliers, group_schedules
 from tml.optimizers.cli.loading import ConfigFileError, LoadedConfig, load_optimizer_config
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, plot_schedules
 from tml.optimizers.cli.schema import optimizer_schema
-from tml.optimizers.cli.suggestions import describe_issues
 from tml.optimizers.config import OptimizerConfig
 
 PROGRAM = "tml-optim"
@@ -278,8 +278,8 @@ def run_list(arguments: argparse.Namespace, console: Console) -> int:
 
 
 def run_train(arguments: argparse.Namespace, console: Console) -> int:
-    from tml.optimizers.cli.distributed import launched_ranks  # loaded only to train
-    from tml.optimizers.cli.training import TrainOptions, train
+    from tml.optimizers.demo.distributed import launched_ranks  # loaded only to train
+    from tml.optimizers.demo.trainer import TrainOptions, train
 
     if launched_ranks().rank != 0:  # under torchrun, rank 0 alone prints progress and results
         console = Console(quiet=True)

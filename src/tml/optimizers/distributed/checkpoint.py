@@ -33,7 +33,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.optim import ZeroRedundancyOptimizer
 
-from tml.optimizers.scheduler import LRShim
+from tml.optimizers.runtime.lr_shim import LRShim
 
 MANIFEST_NAME = "manifest.json"
 """The file that marks a checkpoint as complete; written last."""

@@ -9,7 +9,7 @@ import torch.distributed as dist
 from torch.distributed.optim import ZeroRedundancyOptimizer
 
 from tml.optimizers.optimizer import build_optimizer
-from tml.optimizers.scheduler import LRShim
+from tml.optimizers.runtime.lr_shim import LRShim
 
 _CHILD_ATTRIBUTES = ("_optims", "optimizers")
 """Where a container optimizer (one torch optimizer per algorithm) keeps its children."""

@@ -8,7 +8,7 @@ import torch
 
 from tml.optimizers.config import OptimizerConfig
 from tml.optimizers.optimizer import build_optimizer
-from tml.optimizers.scheduler import LRShim
+from tml.optimizers.runtime.lr_shim import LRShim
 
 __all__ = ["LightningOptimizerConfig", "LightningSchedulerConfig", "configure_optimizers"]
 

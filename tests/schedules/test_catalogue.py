@@ -21,7 +21,7 @@ from tml.core.config import ConfigError, load_config_from_yaml
 from tml.optimizers import LRShim
 from tml.optimizers.schedules import SCHEDULES, LearningRate, compute_lr
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "schedules.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "schedules.md"
 HUGE_STEP = 10**12
 
 
@@ -818,7 +818,7 @@ def test_numpy_steps_give_a_numpy_array(steps: str) -> None:
 
 
 def test_every_schedule_of_the_examples_file_loads() -> None:
-    path = Path(__file__).resolve().parents[1] / "examples" / "schedules.yaml"
+    path = Path(__file__).resolve().parents[2] / "examples" / "schedules.yaml"
     names = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert names
     for name in names:

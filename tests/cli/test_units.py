@@ -10,17 +10,14 @@ import pytest
 import torch
 import yaml
 
+from tml.core.config.suggestions import models_at, suggest_key, valid_keys
 from tml.optimizers import build_optimizer, compute_lr
 from tml.optimizers.cli import docgen
-from tml.optimizers.cli.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from tml.optimizers.cli.errors import CliError, UsageError
 from tml.optimizers.cli.groups import group_schedules
 from tml.optimizers.cli.loading import find_key, load_optimizer_config
-from tml.optimizers.cli.model import TASKS, ModelShape, RankingModel, SyntheticRankingData, ranking_loss
 from tml.optimizers.cli.plotting import sample_steps
-from tml.optimizers.cli.suggestions import models_at, suggest_key, valid_keys
 from tml.optimizers.cli.summary import default_end, milestone_steps, schedule_facts
-from tml.optimizers.cli.training import stop_requests
 from tml.optimizers.config import (
     AdamConfig,
     LearningRate,
@@ -30,9 +27,12 @@ from tml.optimizers.config import (
     PiecewiseConstant,
     SgdConfig,
 )
+from tml.optimizers.demo.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from tml.optimizers.demo.model import TASKS, ModelShape, RankingModel, SyntheticRankingData, ranking_loss
+from tml.optimizers.demo.trainer import stop_requests
 from tml.optimizers.schedules import schedule_milestones
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The optimizer configs among the examples (schedules.yaml holds bare schedules, one per key).
 EXAMPLES = sorted(
     path for path in (ROOT / "examples").glob("*.yaml") if "optimizer" in yaml.safe_load(path.read_text())

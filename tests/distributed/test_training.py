@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "distributed"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from launch import EXAMPLE, HERE, load_module, torchrun
 
 from tml.core.config import load_config_from_yaml

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from tml.optimizers.implementation import (
+from tml.optimizers.runtime.implementation import (
     FOREACH_MAX_MEAN_NUMEL,
     IMPLEMENTATIONS,
     has_fused_kernel,

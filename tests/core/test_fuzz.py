@@ -10,7 +10,7 @@ import torch
 import yaml
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
-from tests.test_schedules_properties import schedules_of_every_kind
+from tests.schedules.test_properties import schedules_of_every_kind
 
 from tml.core.config import ConfigError, YamlDocument
 from tml.optimizers.config import OptimizerConfig

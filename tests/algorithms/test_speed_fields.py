@@ -12,10 +12,10 @@ import torch
 import torch._dynamo
 
 from tml.optimizers import build_optimizer
-from tml.optimizers.combined import CombinedOptimizer
 from tml.optimizers.config import OptimizerConfig
-from tml.optimizers.flat import FlatOptimizer, FlattenError
-from tml.optimizers.implementation import IMPLEMENTATIONS
+from tml.optimizers.runtime.combined import CombinedOptimizer
+from tml.optimizers.runtime.flat import FlatOptimizer, FlattenError
+from tml.optimizers.runtime.implementation import IMPLEMENTATIONS
 from tml.optimizers.schedules import compute_lr
 
 torch.set_num_threads(1)
@@ -433,7 +433,7 @@ NAMES = [
     ],
 )
 def test_prefix_narrowed_matching_equals_testing_every_name(pattern: str) -> None:
-    from tml.optimizers.patterns import NameIndex, compile_pattern, matching_positions
+    from tml.optimizers.groups.patterns import NameIndex, compile_pattern, matching_positions
 
     expected = [position for position, name in enumerate(NAMES) if compile_pattern(pattern)(name)]
     assert matching_positions([pattern], NAMES, NameIndex(NAMES)) == expected

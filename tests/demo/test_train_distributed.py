@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "distributed"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "distributed"))
 from launch import HERE, REPO, run, torchrun
 
 from tml.core.config import load_config_from_yaml
 from tml.optimizers import OptimizerConfig, build_optimizer
-from tml.optimizers.cli.distributed import Ranks, rank_seed, shard
 from tml.optimizers.cli.main import main
-from tml.optimizers.cli.model import ModelShape, RankingModel, SyntheticRankingData
+from tml.optimizers.demo.distributed import Ranks, rank_seed, shard
+from tml.optimizers.demo.model import ModelShape, RankingModel, SyntheticRankingData
 from tml.optimizers.distributed import MANIFEST_NAME, list_checkpoints, load_checkpoint, save_checkpoint
 
 DOCS = REPO / "docs" / "distributed.md"

@@ -6,7 +6,7 @@ uninterrupted run: the checkpoint holds the model, optimizer and scheduler state
 state and the data position, and the data stream is a pure function of that position.
 
 Under torchrun (``WORLD_SIZE`` > 1) the model is trained with DDP on gloo, each rank on its slice of
-every global batch, with DCP checkpoints; see :mod:`tml.optimizers.cli.distributed`.
+every global batch, with DCP checkpoints; see :mod:`tml.optimizers.demo.distributed`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from rich.console import Console
 from torch.nn.parallel import DistributedDataParallel
 
 from tml.optimizers import build_optimizer
-from tml.optimizers.cli import distributed
-from tml.optimizers.cli.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from tml.optimizers.cli.errors import CliError
 from tml.optimizers.cli.loading import LoadedConfig
-from tml.optimizers.cli.model import ModelShape, RankingModel, SyntheticRankingData, ranking_loss
-from tml.optimizers.cli.progress import ProgressReport
+from tml.optimizers.demo import distributed
+from tml.optimizers.demo.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from tml.optimizers.demo.model import ModelShape, RankingModel, SyntheticRankingData, ranking_loss
+from tml.optimizers.demo.progress import ProgressReport
 
 LOSS_PLOT = "loss.png"
 LR_PLOT = "lr.png"

@@ -1,7 +1,7 @@
 """The ``shard_optimizer_state`` option (ZeRO-1) in one process: its errors and how it is built.
 
 Its training under 2 gloo ranks (equal to DDP, state really sharded) is in
-test_distributed_training.py.
+tests/distributed/test_training.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tml.core.config import load_config_from_yaml
 from tml.optimizers import OptimizerConfig, build_optimizer
 from tml.optimizers.cli.main import main
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "distributed.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "distributed.md"
 
 MIXED = """
 adam: {lr: 0.01}

@@ -27,7 +27,7 @@ from tml.optimizers.algorithms import (
     SparseAdamConfig,
 )
 from tml.optimizers.fields import NO_BOOL, NonNegativeFloat
-from tml.optimizers.patterns import check_patterns
+from tml.optimizers.groups.patterns import check_patterns
 from tml.optimizers.schedules import LearningRate
 
 DEFAULT_GROUP = "default"

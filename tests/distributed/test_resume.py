@@ -5,7 +5,7 @@ checkpoint every 4). The commands of docs/distributed.md run as written (2 ranks
 to step 12, 2 ranks to step 16, plus FSDP2 and ZeRO runs); their checkpoints are compared with the
 reference's. Same-world-size resume after kill -9 (mid-step and while saving) and SIGTERM is tested
 with ``tml-optim train``, which checkpoints through the same functions, in
-test_distributed_train_cli.py.
+tests/demo/test_train_distributed.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "distributed"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from launch import EXAMPLE, REPO, load_module, run, torchrun
 
 from tml.core.config import load_config_from_yaml
@@ -30,7 +30,7 @@ from tml.optimizers.distributed import list_checkpoints, load_checkpoint
 CONFIG_PATH = REPO / "examples" / "single_task.yaml"
 DOCS = REPO / "docs" / "distributed.md"
 RTOL = 1e-6
-"""Norm-wise per tensor, as in test_distributed_training.py: runs at different world sizes average
+"""Norm-wise per tensor, as in tests/distributed/test_training.py: runs at different world sizes average
 the gradient over other slices, which differs by float rounding."""
 
 example = load_module(EXAMPLE, "distributed_train")
@@ -79,7 +79,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 def doc_commands() -> list[list[str]]:
     """The torchrun lines of the docs' ``sh`` blocks that run the example, as written (those of
-    ``tml-optim train`` are run by test_distributed_train_cli.py)."""
+    ``tml-optim train`` are run by tests/demo/test_train_distributed.py)."""
     blocks = re.findall(r"```sh\n(.*?)```", DOCS.read_text(), flags=re.DOTALL)
     return [
         shlex.split(line)

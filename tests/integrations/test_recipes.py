@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "integrations.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 
 
 def recipe(framework: str) -> str:

@@ -16,7 +16,7 @@ from tml.optimizers import compute_lr
 from tml.optimizers.cli.main import main
 from tml.optimizers.config import LearningRate, LinearRampToConstant, LinearRampToCosine, OptimizerConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "cli.md", ROOT / "docs" / "migrating.md"]
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch._dynamo
 
-from tml.optimizers.flat import FlatOptimizer
-from tml.optimizers.scheduler import LRShim
+from tml.optimizers.runtime.flat import FlatOptimizer
+from tml.optimizers.runtime.lr_shim import LRShim
+from tml.optimizers.runtime.tensor_lr import use_tensor_lr
 from tml.optimizers.schedules import LearningRate, LinearRampToCosine, compute_lr
-from tml.optimizers.tensor_lr import use_tensor_lr
 
 torch.set_num_threads(1)
 

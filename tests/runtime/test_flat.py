@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from tml.optimizers.flat import FlatOptimizer, FlattenError
+from tml.optimizers.runtime.flat import FlatOptimizer, FlattenError
 
 # Tiny tensors: one intra-op thread is ~10× faster than two on a busy 2-core machine.
 torch.set_num_threads(1)

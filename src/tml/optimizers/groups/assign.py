@@ -26,8 +26,8 @@ import torch
 
 from tml.optimizers.algorithms import OptimizerAlgorithmConfig
 from tml.optimizers.config import GroupSpec, OptimizerConfig
-from tml.optimizers.group_config import LayerDecayConfig
-from tml.optimizers.patterns import NameIndex, matching_positions, pattern_matcher
+from tml.optimizers.groups.patterns import NameIndex, matching_positions, pattern_matcher
+from tml.optimizers.groups.rules import LayerDecayConfig
 from tml.optimizers.schedules import LearningRate
 
 NO_WEIGHT_DECAY_SUFFIX = ".no_weight_decay"

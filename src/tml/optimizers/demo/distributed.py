@@ -22,8 +22,8 @@ import pydantic
 import torch
 import torch.distributed as dist
 
-from tml.optimizers.cli.checkpoint import CHECKPOINT_NAME
 from tml.optimizers.cli.errors import CliError
+from tml.optimizers.demo.checkpoint import CHECKPOINT_NAME
 from tml.optimizers.distributed.checkpoint import (
     MANIFEST_NAME,
     CheckpointError,
@@ -32,7 +32,7 @@ from tml.optimizers.distributed.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from tml.optimizers.scheduler import LRShim
+from tml.optimizers.runtime.lr_shim import LRShim
 
 BACKEND = "gloo"
 """CPU training; the demo model is small."""

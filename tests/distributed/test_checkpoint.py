@@ -1,6 +1,6 @@
 """DCP checkpoints in one process: resume, damaged files, interrupted writes, another config.
 
-The multi-process cases (other world sizes, kill -9) are in test_distributed_resume.py.
+The multi-process cases (other world sizes, kill -9) are in tests/distributed/test_resume.py.
 """
 
 from __future__ import annotations

@@ -9,17 +9,15 @@ import pydantic
 import pytest
 import torch
 import yaml
+from tests.conftest import SHARED_DATA as DATA
 from tests.group_models import TowerModel, tower_batch, train
 
 from tml.core.config import load_config_from_yaml
 from tml.optimizers import CombinedOptimizer, LearningRate, OptimizerConfig, build_optimizer, compute_lr
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA.is_dir():  # a worktree under /work: the shared data sits next to it
-    DATA = Path("/work/shared/data")
 HEAVY_RANKER = DATA / "heavy_ranker_optimizer.yaml"
 TWHIN = DATA / "twhin_local.yaml"
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multi_task_towers.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multi_task_towers.yaml"
 
 needs_data = pytest.mark.skipif(
     not HEAVY_RANKER.is_file(), reason="the shared configs are not on this machine"

@@ -19,7 +19,7 @@ from tml.optimizers import compute_lr
 from tml.optimizers.config import OptimizerConfig
 from tml.optimizers.schedules import SCHEDULES, schedule_milestones
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The optimizer configs among the examples (schedules.yaml holds bare schedules, one per key).
 EXAMPLES = sorted(
     path for path in (ROOT / "examples").glob("*.yaml") if "optimizer" in yaml.safe_load(path.read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tml.optimizers.scheduler import LRShim
+from tml.optimizers.runtime.lr_shim import LRShim
 from tml.optimizers.schedules import LearningRate, LinearRampToCosine, compute_lr
 
 COSINE = LearningRate(

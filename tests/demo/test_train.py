@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "cli_demo.yaml"
 ALTERNATIVE = "optimizer:\n  sgd: {lr: 0.01, momentum: 0.9}\n"
 

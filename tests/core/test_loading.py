@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,6 @@ from tml.optimizers.config import (
     SgdConfig,
     get_optimizer_algorithm_config,
 )
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def validate(data: dict[str, Any]) -> OptimizerConfig:
@@ -252,8 +251,8 @@ def test_pretty_print_round_trips() -> None:
     assert OptimizerConfig.model_validate(yaml.safe_load(printed)) == config
 
 
-def test_twhin_optimizer_blocks_load() -> None:
-    document = yaml.safe_load((SHARED_DATA / "twhin_local.yaml").read_text())
+def test_twhin_optimizer_blocks_load(shared_config: Callable[[str], Path]) -> None:
+    document = yaml.safe_load(shared_config("twhin_local.yaml").read_text())
     model = document["model"]
     blocks = [model["translation_optimizer"]] + [
         table["optimizer"] for table in model["embeddings"]["tables"]

@@ -1,0 +1,1 @@
+"""The torch runtime: LRShim, CombinedOptimizer, FlatOptimizer, kernel choice, tensor learning rates."""
