@@ -21,7 +21,7 @@ from typing import Any
 
 import tml.optimizers.distributed.checkpoint as checkpoint_module
 from tml.optimizers.cli import main as cli_main
-from tml.optimizers.cli import training
+from tml.optimizers.demo import trainer as training
 
 
 def main() -> int:
