@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Literal
 
 import pydantic
 
-from tml.core.config import BaseConfig, located_error, relocate
+from tml.core.config import raise_at
 from tml.optimizers.algorithms import (
-    ALGORITHMS,
+    ALGORITHM_GROUP,
     AdadeltaConfig,
     AdafactorConfig,
     AdagradConfig,
     AdamaxConfig,
     AdamConfig,
     AdamWConfig,
+    AlgorithmChoice,
     AsgdConfig,
     CustomOptimizerConfig,
     MuonConfig,
@@ -29,19 +29,13 @@ from tml.optimizers.algorithms import (
     SparseAdamConfig,
     list_optimizers,
 )
-from tml.optimizers.groups.recap import (
-    BACKBONE_GROUP,
-    SINGLE_TASK_GROUP,
-    MultiTaskLearningRates,
-    tower_pattern,
-)
+from tml.optimizers.groups.recap import MultiTaskLearningRates
+from tml.optimizers.groups.resolve import GroupSpec, default_group_name, default_schedule, resolve_groups
 from tml.optimizers.groups.rules import (
-    DEFAULT_GROUP,
     WEIGHT_DECAY_KEYWORDS,
     LayerDecayConfig,
     ParamGroupConfig,
     WeightDecayExclusions,
-    algorithm_field,
 )
 from tml.optimizers.schedules import (
     CosineDecay,
@@ -63,39 +57,20 @@ from tml.optimizers.schedules import (
     WarmupStableDecay,
 )
 
-_ONE_OF_OPTIMIZER: dict[str, Any] = {"one_of": "optimizer"}
 _AT_MOST_ONE_SCHEDULE: dict[str, Any] = {"at_most_one_of": "schedule"}
 
 SchedulePosition = Literal["scheduler_steps", "optimizer_steps"]
 """What the schedule's step counts: ``scheduler.step()`` calls, or optimizer steps actually taken."""
 
 
-@dataclasses.dataclass(frozen=True)
-class GroupSpec:
-    """A param-group rule made concrete: everything but the parameters, which the model supplies.
-
-    ``patterns`` is empty for the group of unclaimed parameters.
-    """
-
-    name: str
-    patterns: tuple[str, ...]
-    algorithm: OptimizerAlgorithmConfig
-    schedule: LearningRate
-    lr_multiplier: float = 1.0
-    exclude_from_weight_decay: tuple[str, ...] = ()
-    path: str = ""
-    """Where the rule stands in the config, for messages (``param_groups[2] 'towers'``)."""
-    exclusive: bool = False
-    """A parameter that this rule and another exclusive rule both match is an error (recap's towers)."""
-
-
-class OptimizerConfig(BaseConfig):
+class OptimizerConfig(AlgorithmChoice):
     """An optimizer: a default algorithm and schedule, and param-group rules that differ from them.
 
     The default schedule is ``learning_rate`` if set, else the algorithm's ``lr`` if that is a
     schedule, else ``constant: lr``. Without ``param_groups`` every trainable parameter is in one
     group, ``default``. recap's format (``multi_task_learning_rates`` / ``single_task_learning_rate``)
-    is read as it stands and becomes one group per task tower plus ``backbone``.
+    is read as it stands and becomes one group per task tower plus ``backbone``. The groups are
+    resolved once, when the config is validated (see ``tml.optimizers.groups.resolve``).
 
     Examples:
       >>> config = OptimizerConfig(sgd=SgdConfig(lr=0.01))
@@ -123,21 +98,6 @@ class OptimizerConfig(BaseConfig):
         json_schema_extra=_AT_MOST_ONE_SCHEDULE,
         description="recap's format: the schedule of every parameter (one group, 'single_task').",
     )
-    adam: AdamConfig | None = algorithm_field(AdamConfig, _ONE_OF_OPTIMIZER)
-    adamw: AdamWConfig | None = algorithm_field(AdamWConfig, _ONE_OF_OPTIMIZER)
-    sgd: SgdConfig | None = algorithm_field(SgdConfig, _ONE_OF_OPTIMIZER)
-    adagrad: AdagradConfig | None = algorithm_field(AdagradConfig, _ONE_OF_OPTIMIZER)
-    rmsprop: RmspropConfig | None = algorithm_field(RmspropConfig, _ONE_OF_OPTIMIZER)
-    adadelta: AdadeltaConfig | None = algorithm_field(AdadeltaConfig, _ONE_OF_OPTIMIZER)
-    adamax: AdamaxConfig | None = algorithm_field(AdamaxConfig, _ONE_OF_OPTIMIZER)
-    nadam: NAdamConfig | None = algorithm_field(NAdamConfig, _ONE_OF_OPTIMIZER)
-    radam: RAdamConfig | None = algorithm_field(RAdamConfig, _ONE_OF_OPTIMIZER)
-    asgd: AsgdConfig | None = algorithm_field(AsgdConfig, _ONE_OF_OPTIMIZER)
-    rprop: RpropConfig | None = algorithm_field(RpropConfig, _ONE_OF_OPTIMIZER)
-    sparse_adam: SparseAdamConfig | None = algorithm_field(SparseAdamConfig, _ONE_OF_OPTIMIZER)
-    adafactor: AdafactorConfig | None = algorithm_field(AdafactorConfig, _ONE_OF_OPTIMIZER)
-    muon: MuonConfig | None = algorithm_field(MuonConfig, _ONE_OF_OPTIMIZER)
-    custom: CustomOptimizerConfig | None = algorithm_field(CustomOptimizerConfig, _ONE_OF_OPTIMIZER)
     exclude_from_weight_decay: WeightDecayExclusions = pydantic.Field(
         default_factory=list,
         description="Parameters to leave out of weight decay, in every group (a group may override): "
@@ -165,9 +125,12 @@ class OptimizerConfig(BaseConfig):
         description="Shard the optimizer state over the ranks of a DDP run (ZeRO stage 1, torch's "
         "ZeroRedundancyOptimizer): each rank keeps the state of its share of the parameters and "
         "broadcasts their update; the parameters are those of the unsharded optimizer. Needs an "
-        "initialized torch.distributed process group when the optimizer is built, and one algorithm "
-        "for every param group. Not for FSDP2 models, whose optimizer state is sharded already.",
+        "initialized torch.distributed process group when the optimizer is built, one algorithm "
+        "for every param group, and no flatten. Not for FSDP2 models, whose optimizer state is "
+        "sharded already.",
     )
+
+    _groups: tuple[GroupSpec, ...] = pydantic.PrivateAttr(default=())
 
     @pydantic.field_validator("exclude_from_weight_decay", "param_groups", mode="before")
     @classmethod
@@ -175,225 +138,63 @@ class OptimizerConfig(BaseConfig):
         # Configs in the original's style write unused keys as null.
         return [] if value is None else value
 
-    @pydantic.field_validator(*ALGORITHMS)
-    @classmethod
-    def _one_schedule(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
-        if not isinstance(value, OptimizerAlgorithmConfig):
-            return value
-        schedule_keys = ("learning_rate", "multi_task_learning_rates", "single_task_learning_rate")
-        if any(key not in info.data for key in schedule_keys):
-            return value  # one of them is itself invalid (reported already)
-        given = [key for key in schedule_keys if info.data[key] is not None]
-        if isinstance(value.lr, LearningRate) and given:
-            raise ValueError(f"lr is a schedule and {given[0]} is set too: give the schedule in one place")
-        if value.lr is None and not given:
-            raise ValueError("lr is required unless learning_rate is set, got neither")
-        return value
-
     @pydantic.model_validator(mode="after")
-    def _check_groups(self) -> OptimizerConfig:
-        title = type(self).__name__
-        recap_key = next(
-            (key for key in ("multi_task_learning_rates", "single_task_learning_rate") if getattr(self, key)),
-            None,
-        )
-        if recap_key and self.param_groups:
-            raise located_error(
-                title,
-                [
-                    (
-                        ("param_groups",),
-                        f"param_groups cannot be combined with {recap_key} (recap's format makes the "
-                        "groups itself): write the towers as param_groups instead",
-                        [group.name for group in self.param_groups],
-                    )
-                ],
-            )
-        multi_task = self.multi_task_learning_rates
-        if (
-            multi_task is not None
-            and multi_task.backbone_learning_rate is None
-            and self.algorithm().lr is None
-        ):
-            raise located_error(
-                title,
-                [
-                    (
-                        ("multi_task_learning_rates", "backbone_learning_rate"),
-                        "the backbone needs a schedule: set backbone_learning_rate (or a numeric lr "
-                        f"in {self.chosen('optimizer')[0]})",
-                        None,
-                    )
-                ],
-            )
-        names: dict[str, int] = {}
-        for index, group in enumerate(self.param_groups):
-            if group.name in names:
-                raise located_error(
-                    title,
-                    [
-                        (
-                            ("param_groups", index, "name"),
-                            f"the name {group.name!r} is already taken by param_groups[{names[group.name]}]",
-                            group.name,
-                        )
-                    ],
-                )
-            names[group.name] = index
-            self._resolve_group(index, group)  # validates hyperparameters and weight-decay exclusion
-        self._check_weight_decay_support(self.algorithm(), self.exclude_from_weight_decay, None)
+    def _resolve_groups(self) -> OptimizerConfig:
+        self._groups = resolve_groups(self)
         if self.shard_optimizer_state:
-            self._check_one_algorithm()
+            _check_shardable(self)
         return self
-
-    def _check_one_algorithm(self) -> None:
-        """ZeRO-1 wraps one torch optimizer class: refuse a config that names several."""
-        default = self.algorithm()
-        for index, group in enumerate(self.param_groups):
-            own = group.own_algorithm()
-            if own is None or own[1].torch_class() is default.torch_class():
-                continue
-            raise located_error(
-                type(self).__name__,
-                [
-                    (
-                        ("param_groups", index, own[0]),
-                        f"shard_optimizer_state (ZeRO-1) shards one optimizer class, but group "
-                        f"{group.name!r} uses {own[0]} ({own[1].torch_class().__name__}) and the "
-                        f"optimizer {default.key} ({default.torch_class().__name__}): give every group "
-                        "the same algorithm, or set shard_optimizer_state: false",
-                        own[0],
-                    )
-                ],
-            )
 
     def algorithm(self) -> OptimizerAlgorithmConfig:
         """The config of the default algorithm."""
-        return self.chosen("optimizer")[1]
+        return self.chosen(ALGORITHM_GROUP)[1]
 
     def schedule(self) -> LearningRate:
         """The default schedule: ``learning_rate`` (or recap's single-task / backbone schedule), else a
         schedule given as ``lr``, else ``constant: lr``."""
-        for given in (
-            self.learning_rate,
-            self.single_task_learning_rate,
-            self.multi_task_learning_rates and self.multi_task_learning_rates.backbone_learning_rate,
-        ):
-            if given:
-                return given
-        lr = self.algorithm().lr
-        if lr is None:
-            raise ValueError("no schedule: neither learning_rate nor lr is set")
-        return lr if isinstance(lr, LearningRate) else LearningRate(constant=lr)
+        return default_schedule(self)
 
     def default_group_name(self) -> str:
         """The name of the group of unclaimed parameters: ``default`` (``backbone``, ``single_task``
         in recap's format)."""
-        if self.multi_task_learning_rates is not None:
-            return BACKBONE_GROUP
-        if self.single_task_learning_rate is not None:
-            return SINGLE_TASK_GROUP
-        return DEFAULT_GROUP
+        return default_group_name(self)
 
     def group_specs(self) -> list[GroupSpec]:
         """Every rule made concrete, in order, then the group of unclaimed parameters."""
-        if self.multi_task_learning_rates is not None:
-            specs = [
-                GroupSpec(
-                    name=task,
-                    patterns=(tower_pattern(task),),
-                    algorithm=self.algorithm(),
-                    schedule=schedule,
-                    exclude_from_weight_decay=tuple(self.exclude_from_weight_decay),
-                    path=f"multi_task_learning_rates.tower_learning_rates[{task!r}]",
-                    exclusive=True,
-                )
-                for task, schedule in self.multi_task_learning_rates.tower_learning_rates.items()
-            ]
-        else:
-            specs = [self._resolve_group(index, group) for index, group in enumerate(self.param_groups)]
-        default = GroupSpec(
-            name=self.default_group_name(),
-            patterns=(),
-            algorithm=self.algorithm(),
-            schedule=self.schedule(),
-            exclude_from_weight_decay=tuple(self.exclude_from_weight_decay),
-            path=f"the group of unclaimed parameters ({self.default_group_name()!r})",
-        )
-        return [*specs, default]
+        return list(self._groups or resolve_groups(self))
 
-    def _resolve_group(self, index: int, group: ParamGroupConfig) -> GroupSpec:
-        title = type(self).__name__
+
+def _check_shardable(config: OptimizerConfig) -> None:
+    """ZeRO-1 wraps one torch optimizer class over plain parameters: refuse a config that names
+    several classes, or flattens a group (before any parameter is touched)."""
+    title = type(config).__name__
+    default_key, default = config.chosen(ALGORITHM_GROUP)
+    if default.flatten:
+        raise_at(title, (default_key, "flatten"), _FLATTEN_WITH_SHARDING, True)
+    for index, group in enumerate(config.param_groups):
         own = group.own_algorithm()
-        if own is not None:
-            algorithm = own[1]
-        elif group.hyperparameters:
-            for key in group.hyperparameters:
-                try:
-                    self.algorithm().check_hyperparameter_names([key])
-                except ValueError as error:
-                    raise located_error(
-                        title, [(("param_groups", index, "hyperparameters", key), str(error), key)]
-                    ) from None
-            try:
-                algorithm = self.algorithm().with_hyperparameters(group.hyperparameters)
-            except pydantic.ValidationError as error:
-                raise relocate(title, ("param_groups", index, "hyperparameters"), error) from None
-        else:
-            algorithm = self.algorithm()
-        if group.learning_rate is not None:
-            schedule = group.learning_rate
-        elif own is not None and own[1].lr is not None:
-            lr = own[1].lr
-            schedule = lr if isinstance(lr, LearningRate) else LearningRate(constant=lr)
-        else:
-            schedule = self.schedule()
-        exclusions = (
-            group.exclude_from_weight_decay
-            if group.exclude_from_weight_decay is not None
-            else self.exclude_from_weight_decay
-        )
-        self._check_weight_decay_support(algorithm, exclusions, (index, group))
-        return GroupSpec(
-            name=group.name,
-            patterns=tuple(group.params),
-            algorithm=algorithm,
-            schedule=schedule,
-            lr_multiplier=group.lr_multiplier,
-            exclude_from_weight_decay=tuple(exclusions),
-            path=f"param_groups[{index}] {group.name!r}",
-        )
+        if own is None:
+            continue
+        key, algorithm = own
+        if algorithm.flatten:
+            raise_at(title, ("param_groups", index, key, "flatten"), _FLATTEN_WITH_SHARDING, True)
+        if algorithm.torch_class() is not default.torch_class():
+            raise_at(
+                title,
+                ("param_groups", index, key),
+                f"shard_optimizer_state (ZeRO-1) shards one optimizer class, but group "
+                f"{group.name!r} uses {key} ({algorithm.torch_class().__name__}) and the "
+                f"optimizer {default.key} ({default.torch_class().__name__}): give every group "
+                "the same algorithm, or set shard_optimizer_state: false",
+                key,
+            )
 
-    def _check_weight_decay_support(
-        self,
-        algorithm: OptimizerAlgorithmConfig,
-        exclusions: list[str],
-        group: tuple[int, ParamGroupConfig] | None,
-    ) -> None:
-        if not exclusions or algorithm.supports_weight_decay():
-            return
-        key = algorithm.key
-        if group is None:
-            path: tuple[str | int, ...] = ("exclude_from_weight_decay",)
-            message = (
-                f"group {self.default_group_name()!r} uses {key}, which has no weight_decay, so "
-                "nothing can be excluded from it"
-            )
-        else:
-            index, config = group
-            inherited = config.exclude_from_weight_decay is None
-            path = ("param_groups", index, "exclude_from_weight_decay" if not inherited else "name")
-            message = (
-                f"group {config.name!r} uses {key}, which has no weight_decay, so nothing can be "
-                "excluded from it"
-                + (
-                    ": exclude_from_weight_decay is inherited from the optimizer; set "
-                    "exclude_from_weight_decay: [] in this group"
-                    if inherited
-                    else ""
-                )
-            )
-        raise located_error(type(self).__name__, [(path, message, exclusions)])
+
+_FLATTEN_WITH_SHARDING = (
+    "flatten cannot be combined with shard_optimizer_state (ZeRO-1 shards the model's own parameters, "
+    "which flatten would turn into views of a flat buffer): set flatten: false, or "
+    "shard_optimizer_state: false"
+)
 
 
 def get_optimizer_algorithm_config(optimizer_config: OptimizerConfig) -> OptimizerAlgorithmConfig:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -48,3 +48,9 @@ DecayFactor = Annotated[float, NO_BOOL, pydantic.Field(gt=0.0, le=1.0, allow_inf
 
 PositiveInteger = Annotated[int, NO_BOOL, pydantic.Field(ge=1)]
 """An integer ≥ 1 that is not a number of steps, such as a cycle-length multiplier."""
+
+Implementation = Literal["auto", "fused", "foreach", "for_loop"]
+"""Which torch kernel steps a param group (the ``implementation`` field of every algorithm)."""
+
+IMPLEMENTATIONS: tuple[Implementation, ...] = ("auto", "fused", "foreach", "for_loop")
+"""The values of :data:`Implementation`, in order."""

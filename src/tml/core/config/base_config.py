@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import pydantic
 import yaml
 
 _GROUP_KINDS = ("one_of", "at_most_one_of")
+
+
+def _mark_field_groups(schema: dict[str, Any], model_class: type[Any]) -> None:
+    """Mark each property of the JSON schema with its group, as ``model_class`` counts it."""
+    properties = schema.get("properties", {})
+    for kind in _GROUP_KINDS:
+        for group, names in model_class.field_groups(kind).items():
+            for name in names:
+                marked = properties.get(name)
+                if isinstance(marked, dict):
+                    for other in _GROUP_KINDS:
+                        marked.pop(other, None)
+                    marked[kind] = group
 
 
 class BaseConfig(pydantic.BaseModel):
@@ -18,6 +31,9 @@ class BaseConfig(pydantic.BaseModel):
     - ``one_of`` groups: fields declared with ``json_schema_extra={"one_of": "group"}`` form a group
       of which exactly one must be set (not ``None``).
     - ``at_most_one_of`` groups: likewise, but none set is allowed.
+    - ``optional_groups``: names of inherited ``one_of`` groups that a subclass relaxes to
+      ``at_most_one_of`` (fields declared once, e.g. the algorithm keys, serve both kinds). The JSON
+      schema marks every field with its group as this class counts it.
 
     Examples:
       >>> class Example(BaseConfig):
@@ -33,7 +49,12 @@ class BaseConfig(pydantic.BaseModel):
       ...
     """
 
-    model_config = pydantic.ConfigDict(extra="forbid", validate_default=True, frozen=False)
+    model_config = pydantic.ConfigDict(
+        extra="forbid", validate_default=True, frozen=False, json_schema_extra=_mark_field_groups
+    )
+
+    optional_groups: ClassVar[frozenset[str]] = frozenset()
+    """Inherited ``one_of`` groups that this class counts as ``at_most_one_of``."""
 
     @classmethod
     @functools.cache
@@ -42,8 +63,15 @@ class BaseConfig(pydantic.BaseModel):
         groups: dict[str, list[str]] = {}
         for name, info in cls.model_fields.items():
             extra = info.json_schema_extra
-            if isinstance(extra, dict) and kind in extra:
-                groups.setdefault(str(extra[kind]), []).append(name)
+            if not isinstance(extra, dict):
+                continue
+            for declared in _GROUP_KINDS:
+                if declared not in extra:
+                    continue
+                group = str(extra[declared])
+                counted = "at_most_one_of" if group in cls.optional_groups else declared
+                if counted == kind:
+                    groups.setdefault(group, []).append(name)
         return {group: tuple(names) for group, names in groups.items()}
 
     @pydantic.model_validator(mode="after")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import types
-import typing
 from collections.abc import Iterator
 from typing import Any
 
 import pydantic
 
-from tml.core.config import ConfigError, ConfigIssue
+from tml.core.config.errors import ConfigError, ConfigIssue
+from tml.core.config.types import element_types, models_in
 
 EXTRA_KEY_MESSAGE = "Extra inputs are not permitted"
 """pydantic's message for a key that the config class does not have (``extra="forbid"``)."""
@@ -30,14 +29,14 @@ def models_at(root: type[pydantic.BaseModel], path: tuple[str | int, ...]) -> li
     for part in path:
         following: list[Any] = []
         for annotation in current:
-            following.extend(_element_types(annotation, mapping=not isinstance(part, int)))
+            following.extend(element_types(annotation, mapping=not isinstance(part, int)))
             if isinstance(part, str):
-                for model in _models_in(annotation):
+                for model in models_in(annotation):
                     field = model.model_fields.get(part)
                     if field is not None:
                         following.append(field.annotation)
         current = following
-    return _unique(model for annotation in current for model in _models_in(annotation))
+    return _unique(model for annotation in current for model in models_in(annotation))
 
 
 def valid_keys(root: type[pydantic.BaseModel], parent: tuple[str | int, ...]) -> list[str]:
@@ -88,41 +87,6 @@ def describe_issues(root: type[pydantic.BaseModel], error: ConfigError, prefix_l
         hint = issue_hint(root, issue, prefix_length)
         lines.append(f"{issue}; {hint}" if hint else str(issue))
     return lines
-
-
-def _models_in(annotation: Any) -> Iterator[type[pydantic.BaseModel]]:
-    """Every config class an annotation can hold (through ``X | None``, unions and ``Annotated``)."""
-    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
-        yield annotation
-        return
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        yield from _models_in(typing.get_args(annotation)[0])
-    elif origin is typing.Union or origin is types.UnionType:
-        for argument in typing.get_args(annotation):
-            yield from _models_in(argument)
-
-
-def _element_types(annotation: Any, *, mapping: bool) -> Iterator[Any]:
-    """The value types of the dicts (``mapping``) or the item types of the lists an annotation holds."""
-    for option in _flatten(annotation):
-        origin = typing.get_origin(option)
-        arguments = typing.get_args(option)
-        if mapping and origin is dict and len(arguments) == 2:
-            yield arguments[1]
-        elif not mapping and origin in (list, tuple, set, frozenset):
-            yield from (argument for argument in arguments if argument is not Ellipsis)
-
-
-def _flatten(annotation: Any) -> Iterator[Any]:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        yield from _flatten(typing.get_args(annotation)[0])
-    elif origin is typing.Union or origin is types.UnionType:
-        for argument in typing.get_args(annotation):
-            yield from _flatten(argument)
-    else:
-        yield annotation
 
 
 def _unique(items: Iterator[Any]) -> list[Any]:

@@ -2,7 +2,9 @@
 
 One module per family: ``adam`` (Adam, AdamW, Adamax, NAdam, RAdam, SparseAdam), ``sgd`` (SGD,
 ASGD), ``adaptive`` (Adagrad, RMSprop, Adadelta, Adafactor, Rprop), ``muon``, and ``custom`` (any
-other ``torch.optim.Optimizer`` by import path). ``registry`` maps config keys to classes.
+other ``torch.optim.Optimizer`` by import path). ``choice`` declares the algorithm keys once (the
+fields ``OptimizerConfig`` and ``ParamGroupConfig`` share); ``facts`` is the one table of what tml
+relies on about each torch class.
 """
 
 from tml.optimizers.algorithms.adam import (
@@ -27,13 +29,14 @@ from tml.optimizers.algorithms.base import (
     LearningRateOrSchedule,
     OptimizerAlgorithmConfig,
 )
+from tml.optimizers.algorithms.choice import ALGORITHM_GROUP, ALGORITHMS, AlgorithmChoice, list_optimizers
 from tml.optimizers.algorithms.custom import CustomOptimizerConfig
 from tml.optimizers.algorithms.muon import MuonConfig
-from tml.optimizers.algorithms.registry import ALGORITHMS, list_optimizers
 from tml.optimizers.algorithms.sgd import ASGDConfig, AsgdConfig, SGDConfig, SgdConfig
 
 __all__ = [
     "ALGORITHMS",
+    "ALGORITHM_GROUP",
     "IMPLEMENTATION_KWARGS",
     "SPEED_FIELDS",
     "ASGDConfig",
@@ -43,6 +46,7 @@ __all__ = [
     "AdamConfig",
     "AdamWConfig",
     "AdamaxConfig",
+    "AlgorithmChoice",
     "AsgdConfig",
     "CustomOptimizerConfig",
     "LearningRateOrSchedule",

@@ -9,10 +9,8 @@ import pydantic
 import torch
 
 from tml.core.config import BaseConfig, raise_at
-from tml.optimizers.fields import LearningRateValue
-from tml.optimizers.runtime.flat import ELEMENTWISE_OPTIMIZERS
-from tml.optimizers.runtime.implementation import Implementation
-from tml.optimizers.runtime.tensor_lr import FOREACH_REFUSES_TENSOR_LR
+from tml.optimizers.algorithms.facts import elementwise_classes, foreach_takes_tensor_lr, is_elementwise
+from tml.optimizers.fields import Implementation, LearningRateValue
 from tml.optimizers.schedules import LearningRate
 
 
@@ -102,18 +100,18 @@ class OptimizerAlgorithmConfig(BaseConfig):
     def flatten_refusal(self) -> str | None:
         """Why ``flatten`` cannot be used with this algorithm, or ``None`` when it can."""
         optimizer_class = self.torch_class()
-        if issubclass(optimizer_class, ELEMENTWISE_OPTIMIZERS):
+        if is_elementwise(optimizer_class):
             return None
         return (
             f"flatten: {self.key or optimizer_class.__name__} ({optimizer_class.__name__}) cannot step "
             "flat buffers: only elementwise optimizers give the same result on one flat buffer "
             "(sparse, closure-based or shape-dependent ones do not); set flatten: false, or use one "
-            "of " + ", ".join(cls.__name__ for cls in ELEMENTWISE_OPTIMIZERS)
+            "of " + ", ".join(cls.__name__ for cls in elementwise_classes())
         )
 
     def foreach_refuses_tensor_lr(self) -> bool:
         """Whether torch refuses a tensor ``lr`` for this optimizer with ``foreach=True``."""
-        return issubclass(self.torch_class(), FOREACH_REFUSES_TENSOR_LR)
+        return not foreach_takes_tensor_lr(self.torch_class())
 
     def torch_class(self) -> type[torch.optim.Optimizer]:
         """The torch optimizer class this config builds."""

@@ -24,6 +24,7 @@ import pydantic
 from pydantic_core import PydanticUndefined
 
 from tml.core.config import BaseConfig
+from tml.core.config.types import models_in
 from tml.optimizers.cli.schema import optimizer_schema
 from tml.optimizers.config import OptimizerConfig
 
@@ -49,7 +50,7 @@ def config_classes(root: type[pydantic.BaseModel] = OptimizerConfig) -> list[typ
     found: list[type[pydantic.BaseModel]] = [root]
     for model in found:
         for field in model.model_fields.values():
-            for nested in _models_in(field.annotation):
+            for nested in models_in(field.annotation, nested=True):
                 if nested not in found:
                     found.append(nested)
     return found
@@ -170,12 +171,6 @@ def _default(field: pydantic.fields.FieldInfo) -> str:
         return "computed"
     value = list(field.default) if isinstance(field.default, tuple) else field.default
     return f"`{json.dumps(value)}`"
-
-
-def _models_in(annotation: Any) -> list[type[pydantic.BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
-        return [annotation]
-    return [model for argument in typing.get_args(annotation) for model in _models_in(argument)]
 
 
 def _plain(text: str) -> str:

@@ -8,24 +8,7 @@ from typing import Annotated, Any
 import pydantic
 
 from tml.core.config import BaseConfig, raise_at
-from tml.optimizers.algorithms import (
-    AdadeltaConfig,
-    AdafactorConfig,
-    AdagradConfig,
-    AdamaxConfig,
-    AdamConfig,
-    AdamWConfig,
-    AsgdConfig,
-    CustomOptimizerConfig,
-    MuonConfig,
-    NAdamConfig,
-    OptimizerAlgorithmConfig,
-    RAdamConfig,
-    RmspropConfig,
-    RpropConfig,
-    SgdConfig,
-    SparseAdamConfig,
-)
+from tml.optimizers.algorithms import ALGORITHM_GROUP, AlgorithmChoice, OptimizerAlgorithmConfig
 from tml.optimizers.fields import NO_BOOL, NonNegativeFloat
 from tml.optimizers.groups.patterns import check_patterns
 from tml.optimizers.schedules import LearningRate
@@ -39,14 +22,6 @@ WEIGHT_DECAY_KEYWORDS = {
     "1d": "parameters with ndim <= 1 (biases, norm scales, scalars)",
 }
 """The keywords of ``exclude_from_weight_decay``; any other entry is a name pattern."""
-
-_AT_MOST_ONE_ALGORITHM: dict[str, Any] = {"at_most_one_of": "optimizer"}
-
-
-def algorithm_field(config_class: type[OptimizerAlgorithmConfig], group: dict[str, Any]) -> Any:
-    """The pydantic field of an algorithm key: optional, in a one-of group, described by the class."""
-    summary = (config_class.__doc__ or config_class.key).strip().splitlines()[0]
-    return pydantic.Field(None, json_schema_extra=group, description=summary)
 
 
 def check_weight_decay_exclusions(entries: list[str]) -> list[str]:
@@ -66,13 +41,16 @@ _EXCLUDE_DESCRIPTION = (
 )
 
 
-class ParamGroupConfig(BaseConfig):
+class ParamGroupConfig(AlgorithmChoice):
     """A param-group rule: the parameters whose names match ``params``, and what differs for them.
 
     Rules are tried in order; the first that matches a parameter claims it. A group may override
     the schedule (``learning_rate``), the default algorithm's hyperparameters (``hyperparameters``)
-    or the algorithm itself (an algorithm key such as ``sgd``), and scale its LR (``lr_multiplier``).
+    or the algorithm itself (an algorithm key such as ``sgd``, at most one), and scale its LR
+    (``lr_multiplier``).
     """
+
+    optional_groups = frozenset({ALGORITHM_GROUP})
 
     name: str = pydantic.Field(
         description="The group's name: the key of its schedule in LRShim and of its state in checkpoints."
@@ -98,21 +76,6 @@ class ParamGroupConfig(BaseConfig):
     exclude_from_weight_decay: WeightDecayExclusions | None = pydantic.Field(
         None, description="Overrides the optimizer's exclude_from_weight_decay for this group ([] for none)."
     )
-    adam: AdamConfig | None = algorithm_field(AdamConfig, _AT_MOST_ONE_ALGORITHM)
-    adamw: AdamWConfig | None = algorithm_field(AdamWConfig, _AT_MOST_ONE_ALGORITHM)
-    sgd: SgdConfig | None = algorithm_field(SgdConfig, _AT_MOST_ONE_ALGORITHM)
-    adagrad: AdagradConfig | None = algorithm_field(AdagradConfig, _AT_MOST_ONE_ALGORITHM)
-    rmsprop: RmspropConfig | None = algorithm_field(RmspropConfig, _AT_MOST_ONE_ALGORITHM)
-    adadelta: AdadeltaConfig | None = algorithm_field(AdadeltaConfig, _AT_MOST_ONE_ALGORITHM)
-    adamax: AdamaxConfig | None = algorithm_field(AdamaxConfig, _AT_MOST_ONE_ALGORITHM)
-    nadam: NAdamConfig | None = algorithm_field(NAdamConfig, _AT_MOST_ONE_ALGORITHM)
-    radam: RAdamConfig | None = algorithm_field(RAdamConfig, _AT_MOST_ONE_ALGORITHM)
-    asgd: AsgdConfig | None = algorithm_field(AsgdConfig, _AT_MOST_ONE_ALGORITHM)
-    rprop: RpropConfig | None = algorithm_field(RpropConfig, _AT_MOST_ONE_ALGORITHM)
-    sparse_adam: SparseAdamConfig | None = algorithm_field(SparseAdamConfig, _AT_MOST_ONE_ALGORITHM)
-    adafactor: AdafactorConfig | None = algorithm_field(AdafactorConfig, _AT_MOST_ONE_ALGORITHM)
-    muon: MuonConfig | None = algorithm_field(MuonConfig, _AT_MOST_ONE_ALGORITHM)
-    custom: CustomOptimizerConfig | None = algorithm_field(CustomOptimizerConfig, _AT_MOST_ONE_ALGORITHM)
 
     @pydantic.field_validator("name")
     @classmethod
@@ -156,11 +119,7 @@ class ParamGroupConfig(BaseConfig):
 
     def own_algorithm(self) -> tuple[str, OptimizerAlgorithmConfig] | None:
         """The group's own algorithm key and config, if it sets one."""
-        for name in self.field_groups("at_most_one_of")["optimizer"]:
-            value = getattr(self, name)
-            if value is not None:
-                return name, value
-        return None
+        return self.chosen_algorithm()
 
 
 class LayerDecayConfig(BaseConfig):

@@ -46,22 +46,7 @@ from typing import Any
 
 import torch
 
-ELEMENTWISE_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (
-    torch.optim.Adam,
-    torch.optim.AdamW,
-    torch.optim.SGD,
-    torch.optim.Adagrad,
-    torch.optim.RMSprop,
-    torch.optim.Adadelta,
-    torch.optim.Adamax,
-    torch.optim.NAdam,
-    torch.optim.RAdam,
-    torch.optim.ASGD,
-    torch.optim.Rprop,
-)
-"""Optimizers whose update of an entry depends only on that entry (and on scalars shared by the
-whole group): stepping one flat buffer gives the same result as stepping each tensor."""
-
+from tml.optimizers.algorithms.facts import elementwise_classes, is_elementwise
 
 _GRAD = operator.attrgetter("grad")
 
@@ -217,12 +202,12 @@ def check_flattenable(
       FlattenError: the optimizer or a parameter cannot be flattened; the message names it and says
         why.
     """
-    if not issubclass(optimizer_class, ELEMENTWISE_OPTIMIZERS):
+    if not is_elementwise(optimizer_class):
         raise FlattenError(
             f"flatten: {optimizer_class.__name__} cannot step flat buffers: only elementwise "
             "optimizers give the same result on a flat buffer (a closure-based, sparse or "
             "shape-dependent optimizer does not); supported: "
-            + ", ".join(cls.__name__ for cls in ELEMENTWISE_OPTIMIZERS)
+            + ", ".join(cls.__name__ for cls in elementwise_classes())
         )
     sparse = _sparse_gradient_params(model)
     names = {id(param): name for name, param in model.named_parameters()} if model is not None else {}
@@ -284,7 +269,7 @@ class FlatOptimizer(torch.optim.Optimizer):
     Args:
       params: parameters, ``(name, parameter)`` pairs or param-group dicts, as for any torch
         optimizer.
-      optimizer_class: an elementwise torch optimizer (see :data:`ELEMENTWISE_OPTIMIZERS`).
+      optimizer_class: an elementwise torch optimizer (see ``tml.optimizers.algorithms.facts``).
       model: the module the parameters belong to, if known: used to refuse sparse embeddings at
         construction (without it a sparse gradient is refused at the first step).
       **optimizer_kwargs: the defaults of ``optimizer_class`` (``lr``, ``betas``, ``fused``...).
@@ -470,7 +455,6 @@ def _as_groups(params: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "ELEMENTWISE_OPTIMIZERS",
     "FlatBuffer",
     "FlatOptimizer",
     "FlattenError",

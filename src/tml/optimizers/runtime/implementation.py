@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch.utils._foreach_utils import (
@@ -30,10 +30,7 @@ from torch.utils._foreach_utils import (
     _get_fused_kernels_supported_devices,
 )
 
-Implementation = Literal["auto", "fused", "foreach", "for_loop"]
-"""The values of the ``implementation`` config field."""
-
-IMPLEMENTATIONS: tuple[Implementation, ...] = ("auto", "fused", "foreach", "for_loop")
+from tml.optimizers.fields import IMPLEMENTATIONS, Implementation
 
 FOREACH_MAX_MEAN_NUMEL = 2048
 """On CPU without a fused kernel, ``auto`` takes ``foreach`` up to this mean tensor size (elements)."""

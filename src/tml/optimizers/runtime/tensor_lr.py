@@ -12,9 +12,7 @@ from typing import Any
 
 import torch
 
-FOREACH_REFUSES_TENSOR_LR: tuple[type[torch.optim.Optimizer], ...] = (torch.optim.Adam, torch.optim.AdamW)
-"""Optimizers whose ``foreach`` step refuses a tensor ``lr`` without ``capturable`` (torch 2.13;
-SGD, Adagrad, RMSprop and the others take it)."""
+from tml.optimizers.algorithms.facts import foreach_takes_tensor_lr
 
 
 def use_tensor_lr(optimizer: torch.optim.Optimizer, dtype: torch.dtype = torch.float64) -> None:
@@ -56,8 +54,9 @@ def make_lr_tensor(
       group: the param group dict, changed in place.
       label: how error messages name the group (``param group 0``).
       dtype: the tensor's dtype.
-      optimizer_class: the group's torch optimizer; ``foreach`` is refused for the classes of
-        :data:`FOREACH_REFUSES_TENSOR_LR` (for any class when not given).
+      optimizer_class: the group's torch optimizer; ``foreach`` is refused where the facts table
+        (``tml.optimizers.algorithms.facts``) says torch refuses a tensor lr (for any class when not
+        given).
 
     Raises:
       ValueError: as :func:`use_tensor_lr`.
@@ -69,7 +68,7 @@ def make_lr_tensor(
                 f"tensor_lr: {label} has a tensor lr of shape {tuple(lr.shape)}; it must be 0-dim"
             )
         return
-    refuses = optimizer_class is None or issubclass(optimizer_class, FOREACH_REFUSES_TENSOR_LR)
+    refuses = not foreach_takes_tensor_lr(optimizer_class)
     if refuses and group.get("foreach") and not group.get("capturable", False):
         raise ValueError(
             f"tensor_lr: {label} uses foreach=True without capturable, where torch "
@@ -78,4 +77,4 @@ def make_lr_tensor(
     group["lr"] = torch.tensor(float(lr), dtype=dtype)
 
 
-__all__ = ["FOREACH_REFUSES_TENSOR_LR", "make_lr_tensor", "use_tensor_lr"]
+__all__ = ["make_lr_tensor", "use_tensor_lr"]

@@ -1,0 +1,251 @@
+"""The config's param-group rules made concrete, once: ``resolve_groups(config)`` → ``GroupSpec``s.
+
+Everything about a group but its parameters (which the model supplies): its name, patterns,
+algorithm (a group's own, or the default with the group's hyperparameters), schedule, LR multiplier
+and weight-decay exclusions. ``OptimizerConfig`` calls :func:`resolve_groups` from its validator, so
+every check here fails when the config is loaded, with the config path; the result is kept on the
+config (``OptimizerConfig.group_specs()``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import pydantic
+
+from tml.core.config import located_error, raise_at, relocate
+from tml.optimizers.algorithms import OptimizerAlgorithmConfig
+from tml.optimizers.groups.recap import BACKBONE_GROUP, SINGLE_TASK_GROUP, tower_pattern
+from tml.optimizers.groups.rules import DEFAULT_GROUP, ParamGroupConfig
+from tml.optimizers.schedules import LearningRate
+
+if TYPE_CHECKING:
+    from tml.optimizers.config import OptimizerConfig
+
+RECAP_KEYS = ("multi_task_learning_rates", "single_task_learning_rate")
+"""recap's schedule keys: they make the groups themselves."""
+SCHEDULE_KEYS = ("learning_rate", *RECAP_KEYS)
+"""The keys of ``OptimizerConfig`` that give the default schedule."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupSpec:
+    """A param-group rule made concrete: everything but the parameters, which the model supplies.
+
+    ``patterns`` is empty for the group of unclaimed parameters.
+    """
+
+    name: str
+    patterns: tuple[str, ...]
+    algorithm: OptimizerAlgorithmConfig
+    schedule: LearningRate
+    lr_multiplier: float = 1.0
+    exclude_from_weight_decay: tuple[str, ...] = ()
+    path: str = ""
+    """Where the rule stands in the config, for messages (``param_groups[2] 'towers'``)."""
+    exclusive: bool = False
+    """A parameter that this rule and another exclusive rule both match is an error (recap's towers)."""
+
+
+def as_schedule(lr: float | LearningRate) -> LearningRate:
+    """An algorithm's ``lr`` as a schedule: a schedule as it is, a number as ``constant``."""
+    return lr if isinstance(lr, LearningRate) else LearningRate(constant=lr)
+
+
+def default_group_name(config: OptimizerConfig) -> str:
+    """The name of the group of unclaimed parameters: ``default`` (``backbone``, ``single_task`` in
+    recap's format)."""
+    if config.multi_task_learning_rates is not None:
+        return BACKBONE_GROUP
+    if config.single_task_learning_rate is not None:
+        return SINGLE_TASK_GROUP
+    return DEFAULT_GROUP
+
+
+def default_schedule(config: OptimizerConfig) -> LearningRate:
+    """``learning_rate`` (or recap's single-task / backbone schedule), else a schedule given as the
+    algorithm's ``lr``, else ``constant: lr``."""
+    multi_task = config.multi_task_learning_rates
+    for given in (
+        config.learning_rate,
+        config.single_task_learning_rate,
+        multi_task.backbone_learning_rate if multi_task is not None else None,
+    ):
+        if given is not None:
+            return given
+    lr = config.algorithm().lr
+    if lr is None:
+        raise ValueError("no schedule: neither learning_rate nor lr is set")
+    return as_schedule(lr)
+
+
+def resolve_groups(config: OptimizerConfig) -> tuple[GroupSpec, ...]:
+    """Every rule of ``config`` made concrete, in order, then the group of unclaimed parameters.
+
+    Raises:
+      pydantic.ValidationError: at the path of the offending key: the schedule given in two places
+        or in none; param_groups together with recap's format; a name taken twice; a group's
+        hyperparameter its algorithm does not have; weight-decay exclusions for an algorithm without
+        weight decay.
+    """
+    title = type(config).__name__
+    _check_schedule_given_once(config, title)
+    recap_key = next((key for key in RECAP_KEYS if getattr(config, key) is not None), None)
+    if recap_key and config.param_groups:
+        raise_at(
+            title,
+            ("param_groups",),
+            f"param_groups cannot be combined with {recap_key} (recap's format makes the groups itself): "
+            "write the towers as param_groups instead",
+            [group.name for group in config.param_groups],
+        )
+    multi_task = config.multi_task_learning_rates
+    if multi_task is not None and multi_task.backbone_learning_rate is None and config.algorithm().lr is None:
+        raise_at(
+            title,
+            ("multi_task_learning_rates", "backbone_learning_rate"),
+            "the backbone needs a schedule: set backbone_learning_rate (or a numeric lr in "
+            f"{config.chosen('optimizer')[0]})",
+        )
+    if multi_task is not None:
+        rules = [
+            GroupSpec(
+                name=task,
+                patterns=(tower_pattern(task),),
+                algorithm=config.algorithm(),
+                schedule=schedule,
+                exclude_from_weight_decay=tuple(config.exclude_from_weight_decay),
+                path=f"multi_task_learning_rates.tower_learning_rates[{task!r}]",
+                exclusive=True,
+            )
+            for task, schedule in multi_task.tower_learning_rates.items()
+        ]
+    else:
+        _check_unique_names(config.param_groups, title)
+        rules = [_resolve_rule(config, index, group) for index, group in enumerate(config.param_groups)]
+    _check_weight_decay_support(config, config.algorithm(), config.exclude_from_weight_decay, None)
+    unclaimed = GroupSpec(
+        name=default_group_name(config),
+        patterns=(),
+        algorithm=config.algorithm(),
+        schedule=default_schedule(config),
+        exclude_from_weight_decay=tuple(config.exclude_from_weight_decay),
+        path=f"the group of unclaimed parameters ({default_group_name(config)!r})",
+    )
+    return (*rules, unclaimed)
+
+
+def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
+    key, algorithm = config.chosen("optimizer")
+    given = [name for name in SCHEDULE_KEYS if getattr(config, name) is not None]
+    if isinstance(algorithm.lr, LearningRate) and given:
+        raise_at(
+            title,
+            (key,),
+            f"lr is a schedule and {given[0]} is set too: give the schedule in one place",
+            algorithm.model_dump(mode="json", exclude_none=True),
+        )
+    if algorithm.lr is None and not given:
+        raise_at(
+            title,
+            (key,),
+            "lr is required unless learning_rate is set, got neither",
+            algorithm.model_dump(mode="json", exclude_none=True),
+        )
+
+
+def _check_unique_names(groups: list[ParamGroupConfig], title: str) -> None:
+    names: dict[str, int] = {}
+    for index, group in enumerate(groups):
+        if group.name in names:
+            raise_at(
+                title,
+                ("param_groups", index, "name"),
+                f"the name {group.name!r} is already taken by param_groups[{names[group.name]}]",
+                group.name,
+            )
+        names[group.name] = index
+
+
+def _resolve_rule(config: OptimizerConfig, index: int, group: ParamGroupConfig) -> GroupSpec:
+    title = type(config).__name__
+    own = group.own_algorithm()
+    default = config.algorithm()
+    if own is not None:
+        algorithm = own[1]
+    elif group.hyperparameters:
+        for key in group.hyperparameters:
+            try:
+                default.check_hyperparameter_names([key])
+            except ValueError as error:
+                raise_at(title, ("param_groups", index, "hyperparameters", key), str(error), key)
+        try:
+            algorithm = default.with_hyperparameters(group.hyperparameters)
+        except pydantic.ValidationError as error:
+            raise relocate(title, ("param_groups", index, "hyperparameters"), error) from None
+    else:
+        algorithm = default
+    if group.learning_rate is not None:
+        schedule = group.learning_rate
+    elif own is not None and own[1].lr is not None:
+        schedule = as_schedule(own[1].lr)
+    else:
+        schedule = default_schedule(config)
+    exclusions = (
+        group.exclude_from_weight_decay
+        if group.exclude_from_weight_decay is not None
+        else config.exclude_from_weight_decay
+    )
+    _check_weight_decay_support(config, algorithm, exclusions, (index, group))
+    return GroupSpec(
+        name=group.name,
+        patterns=tuple(group.params),
+        algorithm=algorithm,
+        schedule=schedule,
+        lr_multiplier=group.lr_multiplier,
+        exclude_from_weight_decay=tuple(exclusions),
+        path=f"param_groups[{index}] {group.name!r}",
+    )
+
+
+def _check_weight_decay_support(
+    config: OptimizerConfig,
+    algorithm: OptimizerAlgorithmConfig,
+    exclusions: list[str],
+    group: tuple[int, ParamGroupConfig] | None,
+) -> None:
+    if not exclusions or algorithm.supports_weight_decay():
+        return
+    key = algorithm.key
+    if group is None:
+        path: tuple[str | int, ...] = ("exclude_from_weight_decay",)
+        message = (
+            f"group {default_group_name(config)!r} uses {key}, which has no weight_decay, so "
+            "nothing can be excluded from it"
+        )
+    else:
+        index, rule = group
+        inherited = rule.exclude_from_weight_decay is None
+        path = ("param_groups", index, "exclude_from_weight_decay" if not inherited else "name")
+        message = (
+            f"group {rule.name!r} uses {key}, which has no weight_decay, so nothing can be excluded from it"
+            + (
+                ": exclude_from_weight_decay is inherited from the optimizer; set "
+                "exclude_from_weight_decay: [] in this group"
+                if inherited
+                else ""
+            )
+        )
+    raise located_error(type(config).__name__, [(path, message, exclusions)])
+
+
+__all__ = [
+    "RECAP_KEYS",
+    "SCHEDULE_KEYS",
+    "GroupSpec",
+    "as_schedule",
+    "default_group_name",
+    "default_schedule",
+    "resolve_groups",
+]
