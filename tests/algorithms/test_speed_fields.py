@@ -150,9 +150,9 @@ def test_with_tensor_lr_an_automatic_foreach_becomes_the_for_loop_for_adam(
 ) -> None:
     # Where auto would pick foreach for Adam (no fused kernel for the device, e.g. a tensor
     # subclass), torch would refuse the tensor lr at the first step: the for-loop is taken instead.
-    import tml.optimizers.optimizer as optimizer_module
+    import tml.optimizers.plan as plan_module
 
-    monkeypatch.setattr(optimizer_module, "implementation_kwargs", lambda *args: {"foreach": True})
+    monkeypatch.setattr(plan_module, "implementation_kwargs", lambda *args: {"foreach": True})
     with_tensor, _ = build_optimizer(Model(), OptimizerConfig(adam={"lr": 0.1, "tensor_lr": True}))
     without, _ = build_optimizer(Model(), OptimizerConfig(adam={"lr": 0.1}))
     assert with_tensor.param_groups[0]["foreach"] is False

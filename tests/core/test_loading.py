@@ -406,3 +406,19 @@ def test_one_of_and_at_most_one_of() -> None:
         Choice()
     with pytest.raises(pydantic.ValidationError, match="at most one of p, q may be set, got p, q"):
         Choice(x=1, p=1, q=2)
+
+
+def test_python_callers_of_load_config_from_yaml_get_the_nearest_key_and_the_valid_keys(
+    tmp_path: Path,
+) -> None:
+    # Before, only the CLI added the hint; Python got "Extra inputs are not permitted" alone.
+    path = tmp_path / "typo.yaml"
+    path.write_text("model:\n  optimizer:\n    adam:\n      lr: 0.1\n      beta: [0.9, 0.99]\n")
+    with pytest.raises(ConfigError, match=r"Extra inputs are not permitted") as info:
+        load_config_from_yaml(OptimizerConfig, path, key="model.optimizer")
+    (issue,) = info.value.issues
+    assert issue.path == ("model", "optimizer", "adam", "beta")
+    valid = [name for name in AdamConfig.model_fields]
+    assert issue.hint == f"did you mean 'betas'? valid keys: {', '.join(valid)}"
+    assert str(info.value).endswith(f"; did you mean 'betas'? valid keys: {', '.join(valid)}")
+    assert f"{path}:5:7: model.optimizer.adam.beta:" in str(info.value)

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from tml.core.config import load_config_from_yaml
+from tml.core.config import ConfigError, load_config_from_yaml
 from tml.optimizers import OptimizerConfig, build_optimizer
 from tml.optimizers.cli.main import main
 
@@ -48,6 +48,37 @@ def test_mixed_algorithms_are_refused_when_the_config_is_loaded(tmp_path: Path) 
     assert "group 'head' uses sgd (SGD) and the optimizer adam (Adam)" in message
     assert "param_groups.0.sgd" in message or "param_groups[0].sgd" in message, message
     assert "set shard_optimizer_state: false" in message
+
+
+FLAT = """
+adam: {lr: 0.01}
+shard_optimizer_state: true
+param_groups:
+  - name: head
+    params: ["2.*"]
+    adam:
+      lr: 0.1
+      flatten: true
+"""
+
+
+def test_flatten_is_refused_when_the_config_is_loaded_before_any_parameter_is_touched(
+    tmp_path: Path,
+) -> None:
+    # Before, this validated, then build_optimizer moved the parameters into flat buffers and died
+    # with a raw TypeError from FlatOptimizer.__init__.
+    path = tmp_path / "flat.yaml"
+    path.write_text(FLAT)
+    with pytest.raises(ConfigError, match=r"flatten cannot be combined with shard_optimizer_state") as info:
+        load_config_from_yaml(OptimizerConfig, path)
+    (issue,) = info.value.issues
+    assert issue.path == ("param_groups", 0, "adam", "flatten")
+    assert issue.position is not None
+    assert issue.position.line == FLAT.splitlines().index("      flatten: true") + 1
+    with pytest.raises(ConfigError, match=r"^invalid config in .*: adam\.flatten: flatten cannot"):
+        config = yaml.safe_load("adam: {lr: 0.01, flatten: true}\nshard_optimizer_state: true\n")
+        (tmp_path / "default.yaml").write_text(yaml.safe_dump(config))
+        load_config_from_yaml(OptimizerConfig, tmp_path / "default.yaml")
 
 
 def test_same_class_in_every_group_is_accepted() -> None:

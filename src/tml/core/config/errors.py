@@ -36,6 +36,8 @@ class ConfigIssue:
     value: object = dataclasses.field(default=None)
     has_value: bool = False
     position: Position | None = None
+    hint: str = ""
+    """What may fix it, e.g. for an unknown key the nearest valid key and every valid one."""
 
     @property
     def dotted_path(self) -> str:
@@ -46,7 +48,7 @@ class ConfigIssue:
         text = f"{where}{self.dotted_path + ': ' if self.path else ''}{self.message}"
         if self.has_value and not _message_shows_value(self.message, self.value):
             text += f" (got {_short_repr(self.value)})"
-        return text
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 class ConfigError(ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterator
 from typing import Any
@@ -80,17 +81,23 @@ def issue_hint(root: type[pydantic.BaseModel], issue: ConfigIssue, prefix_length
     return f"{did_you_mean}valid keys: {', '.join(keys)}"
 
 
-def describe_issues(root: type[pydantic.BaseModel], error: ConfigError, prefix_length: int) -> list[str]:
-    """One line per issue: ``file:line:column: path: rule (got value)``, plus a hint for typos."""
-    lines = []
-    for issue in error.issues:
-        hint = issue_hint(root, issue, prefix_length)
-        lines.append(f"{issue}; {hint}" if hint else str(issue))
-    return lines
+def with_hints(error: ConfigError, root: type[pydantic.BaseModel], prefix_length: int = 0) -> ConfigError:
+    """``error`` with a hint on each unknown key: the nearest valid key and every valid one.
+
+    Args:
+      error: issues of a config of class ``root``.
+      root: the config class validated.
+      prefix_length: how many leading parts of each issue's path lead to the config in its document.
+    """
+    issues = [
+        dataclasses.replace(issue, hint=issue_hint(root, issue, prefix_length)) if not issue.hint else issue
+        for issue in error.issues
+    ]
+    return type(error)(issues, title=error.title)
 
 
 def _unique(items: Iterator[Any]) -> list[Any]:
     return list(dict.fromkeys(items))
 
 
-__all__ = ["describe_issues", "issue_hint", "models_at", "suggest_key", "valid_keys"]
+__all__ = ["issue_hint", "models_at", "suggest_key", "valid_keys", "with_hints"]

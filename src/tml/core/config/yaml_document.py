@@ -14,6 +14,7 @@ import yaml
 
 from tml.core.config.base_config import BaseConfig
 from tml.core.config.errors import ConfigError, ConfigIssue, Position
+from tml.core.config.suggestions import with_hints
 
 ConfigT = TypeVar("ConfigT", bound=BaseConfig)
 
@@ -98,7 +99,8 @@ class YamlDocument:
         """Validate the document (or the part at ``key``) as ``config_type``.
 
         Raises:
-          ConfigError: every validation issue, each with ``file:line:column`` and the config path.
+          ConfigError: every validation issue, each with ``file:line:column`` and the config path; an
+            unknown key with the nearest valid key and every valid one.
         """
         data, prefix = self.subtree(key) if key else (self.data, ())
         if data is None:
@@ -119,9 +121,10 @@ class YamlDocument:
         try:
             return config_type.model_validate(data)
         except pydantic.ValidationError as error:
-            raise ConfigError.from_validation_error(
+            issues = ConfigError.from_validation_error(
                 error, prefix=prefix, positions=self.positions, title=f"invalid config in {self.file}"
-            ) from None
+            )
+            raise with_hints(issues, config_type, len(prefix)) from None
 
 
 def load_config_from_yaml(

@@ -37,11 +37,6 @@ class ConfigFileError(ConfigError):
         super().__init__(issues, title=title)
         self.key = key
 
-    @property
-    def prefix_length(self) -> int:
-        """The number of leading parts of each issue's path that lead to the optimizer config."""
-        return len(self.key.split(".")) if self.key else 0
-
 
 def read_document(path: str | Path) -> YamlDocument:
     """Parse a YAML file (a missing file is a usage error; bad YAML raises ``ConfigError``)."""

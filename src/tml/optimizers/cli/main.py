@@ -17,14 +17,12 @@ from rich.console import Console
 from rich.table import Table
 
 from tml.core.config import ConfigError
-from tml.core.config.suggestions import describe_issues
 from tml.optimizers.cli import catalog, summary
 from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
 from tml.optimizers.cli.groups import group_multipliers, group_schedules
-from tml.optimizers.cli.loading import ConfigFileError, LoadedConfig, load_optimizer_config
+from tml.optimizers.cli.loading import LoadedConfig, load_optimizer_config
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, plot_schedules
 from tml.optimizers.cli.schema import optimizer_schema
-from tml.optimizers.config import OptimizerConfig
 
 PROGRAM = "tml-optim"
 DESCRIPTION = "Check, show, plot and train with a tml-optimizers config (docs/cli.md)."
@@ -318,10 +316,9 @@ def _print_training_header(loaded: LoadedConfig, steps: int, console: Console) -
 
 
 def _print_config_error(error: ConfigError) -> None:
-    prefix_length = error.prefix_length if isinstance(error, ConfigFileError) else 0
     _error_line(error.title + (f": {len(error.issues)} errors" if len(error.issues) > 1 else ":"))
-    for line in describe_issues(OptimizerConfig, error, prefix_length):
-        print(f"  {line}", file=sys.stderr)
+    for issue in error.issues:
+        print(f"  {issue}", file=sys.stderr)
 
 
 def _error_line(message: str) -> None:

@@ -8,7 +8,9 @@ import torch
 import torch.distributed as dist
 from torch.distributed.optim import ZeroRedundancyOptimizer
 
-from tml.optimizers.optimizer import build_optimizer
+from tml.optimizers.config import OptimizerConfig
+from tml.optimizers.plan import OptimizerPlan, plan_optimizer
+from tml.optimizers.runtime.build import apply_tensor_lr, build_scheduler
 from tml.optimizers.runtime.lr_shim import LRShim
 
 _CHILD_ATTRIBUTES = ("_optims", "optimizers")
@@ -16,19 +18,20 @@ _CHILD_ATTRIBUTES = ("_optims", "optimizers")
 
 
 def build_zero_optimizer(
-    model: torch.nn.Module, optimizer_config: Any, **zero_options: Any
+    model: torch.nn.Module, optimizer_config: OptimizerConfig, **zero_options: Any
 ) -> tuple[ZeroRedundancyOptimizer, LRShim]:
     """Build ``build_optimizer``'s param groups as a ``ZeroRedundancyOptimizer`` with its ``LRShim``.
 
     Each rank keeps the optimizer state of its share of the parameters only (ZeRO-1) and
     broadcasts its updated parameters after every step; the result equals the unsharded
     optimizer's. The param groups (names, hyperparameters, schedules) are those of
-    ``build_optimizer(model, optimizer_config)``. Use it with a DDP-wrapped model in an
-    initialized process group; call ``optimizer.step()`` then ``scheduler.step()`` as usual.
+    ``build_optimizer(model, optimizer_config)``, read from the same plan
+    (``tml.optimizers.plan``). Use it with a DDP-wrapped model in an initialized process group;
+    call ``optimizer.step()`` then ``scheduler.step()`` as usual.
 
     Args:
       model: the (usually DDP-wrapped) model.
-      optimizer_config: an ``OptimizerConfig`` whose groups all use one algorithm.
+      optimizer_config: an ``OptimizerConfig`` whose groups all use one algorithm, none flattened.
       zero_options: passed to ``ZeroRedundancyOptimizer`` (e.g. ``parameters_as_bucket_view``).
 
     Returns:
@@ -36,8 +39,16 @@ def build_zero_optimizer(
 
     Raises:
       RuntimeError: no torch.distributed process group is initialized.
-      ValueError: the groups use more than one algorithm (ZeRO wraps a single optimizer class).
+      ValueError: the groups use more than one algorithm or flatten (ZeRO wraps a single optimizer
+        class over the model's own parameters).
     """
+    return build_zero_optimizer_from_plan(plan_optimizer(model, optimizer_config), **zero_options)
+
+
+def build_zero_optimizer_from_plan(
+    plan: OptimizerPlan, **zero_options: Any
+) -> tuple[ZeroRedundancyOptimizer, LRShim]:
+    """:func:`build_zero_optimizer` from a plan already made."""
     if not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError(
             "optimizer-state sharding (shard_optimizer_state, ZeRO-1) needs an initialized "
@@ -45,26 +56,27 @@ def build_zero_optimizer(
             "torch.distributed.init_process_group() before building the optimizer, or set "
             "shard_optimizer_state: false for a single-process run"
         )
-    if getattr(optimizer_config, "shard_optimizer_state", False):
-        # The unsharded optimizer gives the param groups; build_optimizer would come back here.
-        optimizer_config = optimizer_config.model_copy(update={"shard_optimizer_state": False})
-    reference, reference_scheduler = build_optimizer(model, optimizer_config)
-    optimizer_class = single_optimizer_class(reference)
-    param_groups = [
-        {key: value for key, value in group.items() if key != "initial_lr"}
-        for group in reference.param_groups
-    ]
-    defaults = {key: value for key, value in reference.defaults.items() if key != "initial_lr"}
+    if len(plan.optimizers) != 1 or plan.optimizers[0].flatten:
+        per_group = [
+            f"{group.name!r}: {planned.torch_class.__name__}{' (flatten)' if planned.flatten else ''}"
+            for planned in plan.optimizers
+            for group in planned.groups
+        ]
+        raise ValueError(
+            "ZeRO-1 (ZeroRedundancyOptimizer) shards one optimizer class over the model's own "
+            f"parameters, but these param groups use {', '.join(per_group)}; give every group the same "
+            "algorithm without flatten, or train without optimizer-state sharding"
+        )
+    (planned,) = plan.optimizers
     optimizer = ZeroRedundancyOptimizer(
-        param_groups, optimizer_class=optimizer_class, **zero_options, **defaults
+        [dict(group) for group in planned.param_groups],
+        optimizer_class=planned.torch_class,
+        **zero_options,
+        lr=planned.lr,
+        **planned.defaults,
     )
-    scheduler = LRShim(
-        optimizer,
-        reference_scheduler.lr_dict,
-        lr_multipliers=reference_scheduler.lr_multipliers,
-        schedule_position=reference_scheduler.schedule_position,
-    )
-    return optimizer, scheduler
+    apply_tensor_lr(optimizer, planned)
+    return optimizer, build_scheduler(plan, optimizer)
 
 
 def single_optimizer_class(optimizer: torch.optim.Optimizer) -> type[torch.optim.Optimizer]:
@@ -94,4 +106,4 @@ def single_optimizer_class(optimizer: torch.optim.Optimizer) -> type[torch.optim
     return type(optimizer)
 
 
-__all__ = ["build_zero_optimizer", "single_optimizer_class"]
+__all__ = ["build_zero_optimizer", "build_zero_optimizer_from_plan", "single_optimizer_class"]
