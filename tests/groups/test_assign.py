@@ -19,7 +19,7 @@ from tests.group_models import BlockModel, block_batch, train
 
 from tml.core.config import ConfigError, load_config_from_yaml
 from tml.optimizers import OptimizerConfig, assign_param_groups, build_optimizer, compute_lr
-from tml.optimizers.groups.assign import named_parameters
+from tml.optimizers.groups.names import named_parameters
 
 CONSTANT = {"constant": 0.1}
 

@@ -7,9 +7,7 @@ This is the one place the command knows how a config maps to param groups: ``sho
 from __future__ import annotations
 
 from tml.optimizers.config import LearningRate, OptimizerConfig
-
-DEFAULT_GROUP = "default"
-"""The group of every parameter that no rule claims."""
+from tml.optimizers.groups.rules import DEFAULT_GROUP
 
 
 def group_schedules(config: OptimizerConfig) -> dict[str, LearningRate]:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 RECAP_KEYS = ("multi_task_learning_rates", "single_task_learning_rate")
 """recap's schedule keys: they make the groups themselves."""
-SCHEDULE_KEYS = ("learning_rate", *RECAP_KEYS)
+DEFAULT_SCHEDULE_KEYS = ("learning_rate", *RECAP_KEYS)
 """The keys of ``OptimizerConfig`` that give the default schedule."""
 
 
@@ -138,7 +138,7 @@ def resolve_groups(config: OptimizerConfig) -> tuple[GroupSpec, ...]:
 
 def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
     key, algorithm = config.chosen("optimizer")
-    given = [name for name in SCHEDULE_KEYS if getattr(config, name) is not None]
+    given = [name for name in DEFAULT_SCHEDULE_KEYS if getattr(config, name) is not None]
     if isinstance(algorithm.lr, LearningRate) and given:
         raise_at(
             title,
@@ -242,7 +242,7 @@ def _check_weight_decay_support(
 
 __all__ = [
     "RECAP_KEYS",
-    "SCHEDULE_KEYS",
+    "DEFAULT_SCHEDULE_KEYS",
     "GroupSpec",
     "as_schedule",
     "default_group_name",
