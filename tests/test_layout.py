@@ -93,3 +93,16 @@ def test_no_import_cycle_between_modules_of_src() -> None:
     graph = {name: imported_modules(path, set(known)) - {name} for name, path in known.items()}
     assert len(graph) > 50 and sum(map(len, graph.values())) > 100  # the walk really read the tree
     assert cycles(graph) == []
+
+
+def test_the_readme_names_every_package_of_the_tree() -> None:
+    readme = (SRC.parent / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Where things are", 1)[1].split("```")[1]
+    packages = sorted(path.parent.name for path in (SRC / "tml" / "optimizers").glob("*/__init__.py"))
+    assert packages, "no subpackage found"
+    missing = [name for name in packages if f"  {name}/" not in layout]
+    assert missing == [], f"README's layout leaves out {missing}"
+    modules_named = [word for word in layout.split() if word.endswith(".py")]
+    assert modules_named, "no module named"
+    trees = (SRC, SRC.parent / "tests")
+    assert [name for name in modules_named if not any(list(tree.rglob(name)) for tree in trees)] == []
