@@ -42,7 +42,7 @@ def test_mixed_algorithms_are_refused_when_the_config_is_loaded(tmp_path: Path) 
     path = tmp_path / "mixed.yaml"
     path.write_text(MIXED)
     expected = r"shard_optimizer_state \(ZeRO-1\) shards one optimizer class"
-    with pytest.raises(Exception, match=expected) as info:
+    with pytest.raises(ConfigError, match=expected) as info:
         load_config_from_yaml(OptimizerConfig, path)
     message = str(info.value)
     assert "group 'head' uses sgd (SGD) and the optimizer adam (Adam)" in message
