@@ -331,8 +331,8 @@ MISFITS: list[tuple[str, OptimizerConfig, int, str]] = [
         OptimizerConfig(adam=AdamConfig(lr=0.05), learning_rate=OTHER_SCHEDULE),
         8,
         r"config learning_rate\.linear_ramp_to_cosine: set in the checkpoint .* absent here.*"
-        r"schedule of group 'default': .*linear_ramp_to_cosine.* in the checkpoint, "
-        r".*piecewise_constant.* here.*"
+        r"scheduler: the checkpoint's schedules differ from this scheduler's: group 'default': "
+        r".*linear_ramp_to_cosine.* in the checkpoint, .*piecewise_constant.* here.*"
         r"pass reset_schedule=True",
     ),
     (
@@ -378,7 +378,8 @@ def test_other_group_names_are_refused(saved: tuple[Path, dict[str, torch.Tensor
     scheduler = LRShim(optimizer, {"backbone": SCHEDULE})
     expected = (
         r"param groups \['default' \(4 params\)\] in the checkpoint, \['backbone' \(4 params\)\] here; "
-        r"scheduler groups \['default'\] in the checkpoint"
+        r"scheduler: the checkpoint's groups differ from this scheduler's: groups \['default'\] in the "
+        r"checkpoint, \['backbone'\] here$"
     )
     with pytest.raises(CheckpointError, match=expected):
         load_checkpoint(path, model, optimizer, scheduler, reset_schedule=True)

@@ -278,18 +278,23 @@ def load_checkpoint(
     path = Path(path)
     manifest, saved_keys = _broadcast_from_rank_zero(lambda: (verify_checkpoint(path), _saved_keys(path)))
     optimizers = _torch_optimizers(optimizer)
+    schedule_before = scheduler.state_dict()  # an LRShim counting optimizer steps counts the next one
     initialized = _initialize_state(optimizers)
+
+    def undo() -> None:
+        scheduler.load_state_dict(schedule_before)
+        _undo_initialization(initialized)
+
     model_state, optimizer_state = get_state_dict(model, optimizers)
     differences = _differences(
-        manifest,
-        _group_structure(optimizer_state),
-        _shapes(model_state),
-        scheduler.state_dict(),
-        config,
-        reset_schedule,
+        manifest, _group_structure(optimizer_state), _shapes(model_state), config, reset_schedule
     ) + _state_missing_here(saved_keys, optimizer_state)
+    try:  # the scheduler checks a state itself, before it changes anything
+        _restore_schedule(scheduler, manifest["scheduler"], reset_schedule, schedule_step)
+    except ValueError as error:
+        differences.append(f"scheduler: {error}")
     if differences:
-        _undo_initialization(initialized)
+        undo()
         raise CheckpointError(
             f"checkpoint {path} does not fit this run, nothing was loaded: "
             + "; ".join(differences)
@@ -308,15 +313,11 @@ def load_checkpoint(
                 no_dist=not _distributed(),
             )
     except CheckpointException as error:
-        _undo_initialization(initialized)
+        undo()
         raise CheckpointError(f"checkpoint {path}: DCP could not load it: {error}") from error
     set_state_dict(model, optimizers, model_state_dict=model_state, optim_state_dict=optimizer_state)
-    if reset_schedule:
-        scheduler_state = scheduler.state_dict()
-        scheduler_state.update(last_epoch=schedule_step, step_count=schedule_step + 1)
-    else:
-        scheduler_state = manifest["scheduler"]
-    scheduler.load_state_dict(scheduler_state)
+    # The optimizer's groups now hold the saved learning rates: write the schedule's again.
+    _restore_schedule(scheduler, manifest["scheduler"], reset_schedule, schedule_step)
     return CheckpointInfo(path, int(manifest["step"]), int(manifest["world_size"]), manifest["extra"])
 
 
@@ -327,6 +328,14 @@ def _refuse_zero(optimizer: torch.optim.Optimizer) -> None:
             "gather its sharded state; checkpoint DDP or FSDP2 runs, or consolidate_state_dict() and "
             "save on rank 0 yourself"
         )
+
+
+def _restore_schedule(scheduler: LRShim, saved: dict[str, Any], reset_schedule: bool, step: int) -> None:
+    """The saved position, or (``reset_schedule``) ``step`` of this scheduler's schedules."""
+    if reset_schedule:
+        scheduler.restart_from(saved, step)
+    else:
+        scheduler.load_state_dict(saved)
 
 
 def _torch_optimizers(optimizer: torch.optim.Optimizer) -> list[torch.optim.Optimizer]:
@@ -430,10 +439,10 @@ def _differences(
     manifest: dict[str, Any],
     groups: list[dict[str, Any]],
     shapes: dict[str, list[int]],
-    scheduler_state: dict[str, Any],
     config: pydantic.BaseModel | None,
     reset_schedule: bool,
 ) -> list[str]:
+    """How the checkpoint differs from this run's param groups, model tensors and config."""
     differences = []
     if manifest["groups"] != groups:
         differences.append(
@@ -456,20 +465,6 @@ def _differences(
         mine = config.model_dump(mode="json", exclude_none=True)
         ignore = SCHEDULE_KEYS if reset_schedule else frozenset()
         differences += [f"config {line}" for line in config_differences(saved_config, mine, ignore=ignore)]
-    saved = manifest["scheduler"]
-    if saved.get("group_names") != scheduler_state["group_names"]:
-        differences.append(
-            f"scheduler groups {saved.get('group_names')} in the checkpoint, "
-            f"{scheduler_state['group_names']} here"
-        )
-    elif not reset_schedule:
-        differences += [
-            f"schedule of group {name!r}: {theirs} in the checkpoint, {mine} here"
-            for name, theirs, mine in zip(
-                saved["group_names"], saved["schedules"], scheduler_state["schedules"], strict=True
-            )
-            if theirs != mine
-        ]
     return differences
 
 
