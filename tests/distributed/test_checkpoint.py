@@ -47,14 +47,6 @@ SCHEDULE = LearningRate(
 CONFIG = OptimizerConfig(adam=AdamConfig(lr=0.05), learning_rate=SCHEDULE)
 
 
-@pytest.fixture(autouse=True)
-def _quiet_single_process_dcp() -> Any:
-    # DCP warns once per call that it runs without a process group: intended here.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
-        yield
-
-
 def make_model(seed: int = 0, hidden: int = 8) -> torch.nn.Module:
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Linear(4, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
@@ -111,6 +103,15 @@ OPTIMIZERS: list[tuple[str, OptimizerConfig]] = [
         "combined optimizer",
         OptimizerConfig(adam=AdamConfig(lr=0.05), learning_rate=SCHEDULE, param_groups=[HEAD_WITH_SGD]),
     ),
+    # SGD without momentum keeps no state: torch's strict set_state_dict refused its parameters.
+    (
+        "combined optimizer, stateless child",
+        OptimizerConfig(
+            adam=AdamConfig(lr=0.05),
+            learning_rate=SCHEDULE,
+            param_groups=[HEAD_WITH_SGD.model_copy(update={"sgd": SgdConfig(lr=0.1)})],
+        ),
+    ),
     # Flat buffers: every parameter always has a .grad (a view), so torch's get_state_dict does not
     # initialize a fresh optimizer's state, and DCP loaded none of it before the template was filled.
     ("flat buffers", OptimizerConfig(adam=AdamConfig(lr=0.05, flatten=True), learning_rate=SCHEDULE)),
@@ -140,6 +141,17 @@ def test_resume_continues_bit_identically(tmp_path: Path, config: OptimizerConfi
     assert_identical(snapshot(resumed, resumed_optimizer), snapshot(model, optimizer))
     assert resumed_scheduler.get_last_lr() == scheduler.get_last_lr()
     assert resumed_scheduler.get_last_lr()[0] == compute_lr(SCHEDULE, 8)
+
+
+def test_one_process_needs_no_process_group_and_hears_no_warning(tmp_path: Path) -> None:
+    model = make_model()
+    optimizer, scheduler = build_optimizer(model, CONFIG)
+    train(model, optimizer, scheduler, range(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # DCP's "assuming the intent is to save in a single process"
+        path = save_checkpoint(tmp_path, 1, model, optimizer, scheduler)
+        load_checkpoint(path, *fresh())
+    assert not torch.distributed.is_initialized()
 
 
 def test_layout_and_extra_data(saved: tuple[Path, dict[str, torch.Tensor]]) -> None:

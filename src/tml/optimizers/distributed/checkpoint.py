@@ -36,7 +36,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.api import CheckpointException
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 from torch.distributed.optim import ZeroRedundancyOptimizer
 
 from tml.optimizers.runtime.combined import CombinedOptimizer
@@ -315,7 +315,16 @@ def load_checkpoint(
     except CheckpointException as error:
         undo()
         raise CheckpointError(f"checkpoint {path}: DCP could not load it: {error}") from error
-    set_state_dict(model, optimizers, model_state_dict=model_state, optim_state_dict=optimizer_state)
+    # Not strict: torch would refuse the parameters of a stateless child (SGD without momentum) of a
+    # CombinedOptimizer for having no state. What strict checks was checked above: the model's tensors
+    # (names and shapes), and optimizer state on both sides (DCP refuses template keys it lacks).
+    set_state_dict(
+        model,
+        optimizers,
+        model_state_dict=model_state,
+        optim_state_dict=optimizer_state,
+        options=StateDictOptions(strict=False),
+    )
     # The optimizer's groups now hold the saved learning rates: write the schedule's again.
     _restore_schedule(scheduler, manifest["scheduler"], reset_schedule, schedule_step)
     return CheckpointInfo(path, int(manifest["step"]), int(manifest["world_size"]), manifest["extra"])
