@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "distributed"))
 from launch import HERE, REPO, run, torchrun
@@ -141,6 +142,47 @@ def test_kill_9_of_a_rank_sigterm_and_a_kill_while_saving_then_resume_is_bit_ide
 def _torchrun_in(cwd: Path, script: Path, *arguments: str) -> str:
     """torchrun of ``script`` with 2 ranks from ``cwd``; the run is expected to fail (a fault stops it)."""
     return torchrun(2, script, *arguments, cwd=cwd, timeout=TIMEOUT, expect_failure=True)
+
+
+def test_a_combined_optimizer_checkpoints_and_resumes_bit_identically_under_torchrun(tmp_path: Path) -> None:
+    # multi_task_towers.yaml (make demo) has Adam and SGD groups: a CombinedOptimizer, whose first
+    # DCP checkpoint used to fail (KeyError: 'state').
+    cwd = repository_like(tmp_path / "repo")
+    first = train_commands()[0]
+    base = [*first[: first.index("train") + 1], "examples/multi_task_towers.yaml", "--checkpoint-every", "3"]
+    run([*base, "--steps", "6", "--checkpoint-dir", "straight"], cwd=cwd, timeout=TIMEOUT)
+    run([*base, "--steps", "3", "--checkpoint-dir", "resumed"], cwd=cwd, timeout=TIMEOUT)
+    output = run([*base, "--steps", "6", "--checkpoint-dir", "resumed", "--resume"], cwd=cwd, timeout=TIMEOUT)
+    assert "resuming from step 3" in output.stdout
+    manifests = [
+        json.loads((cwd / name / "step-00000006" / MANIFEST_NAME).read_text())
+        for name in ("straight", "resumed")
+    ]
+    assert manifests[0]["world_size"] == 2 and manifests[0]["extra"] == manifests[1]["extra"]
+    assert manifests[0]["scheduler"] == manifests[1]["scheduler"]
+    actual, expected = (_saved_tensors(cwd / name / "step-00000006") for name in ("resumed", "straight"))
+    assert actual.keys() == expected.keys()
+    assert any(name.startswith("optimizer.state.towers.") for name in actual)  # the Adam child's state
+    for name in expected:
+        assert torch.equal(actual[name], expected[name]), name
+
+
+def _saved_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a DCP checkpoint as saved, read by torch (``dcp_to_torch_save``), by flat name."""
+    converted = path.with_name(f"{path.name}.pt")
+    dcp_to_torch_save(path, converted)
+    state = torch.load(converted, weights_only=True)
+    flat: dict[str, torch.Tensor] = {}
+
+    def visit(prefix: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            flat[prefix] = value
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                visit(f"{prefix}.{key}" if prefix else str(key), item)
+
+    visit("", state)
+    return flat
 
 
 def test_fresh_removes_the_checkpoints_of_an_earlier_run(tmp_path: Path) -> None:
