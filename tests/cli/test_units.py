@@ -1,4 +1,4 @@
-"""The CLI's building blocks in process: examples, generated docs, groups, suggestions, checkpoints."""
+"""The CLI's building blocks in process: examples, generated docs, groups, suggestions, signals."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import yaml
 from tml.core.config.suggestions import models_at, suggest_key, valid_keys
 from tml.optimizers import build_optimizer, compute_lr
 from tml.optimizers.cli import docgen
-from tml.optimizers.cli.errors import CliError, UsageError
+from tml.optimizers.cli.errors import UsageError
 from tml.optimizers.cli.groups import group_schedules
 from tml.optimizers.cli.loading import find_key, load_optimizer_config
 from tml.optimizers.cli.plotting import sample_steps
@@ -27,7 +27,6 @@ from tml.optimizers.config import (
     PiecewiseConstant,
     SgdConfig,
 )
-from tml.optimizers.demo.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from tml.optimizers.demo.model import TASKS, ModelShape, RankingModel, SyntheticRankingData, ranking_loss
 from tml.optimizers.demo.trainer import stop_requests
 from tml.optimizers.schedules import schedule_milestones
@@ -194,26 +193,7 @@ def test_find_key(tmp_path: Path) -> None:
         find_key(YamlDocument.parse("run: {steps: 1}\nm: {x_optimizer: {sgd: {lr: 1}}}"))
 
 
-# ---------------------------------------------------------------- checkpoints and signals
-
-
-def test_checkpoint_is_replaced_atomically(tmp_path: Path) -> None:
-    save_checkpoint(tmp_path, {"step": 1, "weights": torch.ones(3)})
-    save_checkpoint(tmp_path, {"step": 2, "weights": torch.zeros(3)})
-    state = load_checkpoint(tmp_path)
-    assert state["step"] == 2 and torch.equal(state["weights"], torch.zeros(3))
-    assert [path.name for path in tmp_path.iterdir()] == [checkpoint_path(tmp_path).name]
-
-
-def test_bad_checkpoints_are_one_line_errors(tmp_path: Path) -> None:
-    with pytest.raises(CliError, match="no checkpoint to resume from"):
-        load_checkpoint(tmp_path)
-    checkpoint_path(tmp_path).write_bytes(b"not a checkpoint")
-    with pytest.raises(CliError, match="cannot read the checkpoint"):
-        load_checkpoint(tmp_path)
-    torch.save({"format": 99}, checkpoint_path(tmp_path))
-    with pytest.raises(CliError, match="not a tml-optim checkpoint of format 1"):
-        load_checkpoint(tmp_path)
+# ---------------------------------------------------------------- signals (checkpoints: tests/demo)
 
 
 def test_stop_requests_restore_the_previous_handlers() -> None:

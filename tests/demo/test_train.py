@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+from tml.optimizers.distributed import MANIFEST_NAME, latest_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "cli_demo.yaml"
@@ -51,7 +55,7 @@ def start_and_stop(directory: Path, stop: signal.Signals, cwd: Path) -> subproce
         env=ENVIRONMENT,
     )
     deadline = time.monotonic() + 240
-    while not (directory / "checkpoint.pt").exists():
+    while latest_checkpoint(directory) is None:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "no checkpoint written"
         time.sleep(0.02)
@@ -61,8 +65,25 @@ def start_and_stop(directory: Path, stop: signal.Signals, cwd: Path) -> subproce
 
 
 def load(directory: Path) -> dict[str, Any]:
-    state: dict[str, Any] = torch.load(directory / "checkpoint.pt", weights_only=True)
-    return state
+    """The latest checkpoint of ``directory`` as saved: DCP's tensors read by torch (not by our
+    loader), and the manifest's scheduler state, step, data position, losses and RNG states."""
+    path = latest_checkpoint(directory)
+    assert path is not None, f"no checkpoint in {directory}"
+    converted = directory.parent / f"{directory.name}.pt"
+    dcp_to_torch_save(path, converted)
+    state: dict[str, Any] = torch.load(converted, weights_only=True)
+    converted.unlink()
+    manifest = json.loads((path / MANIFEST_NAME).read_text())
+    extra = manifest["extra"]
+    assert state["optimizer"]["state"], "the checkpoint holds no optimizer state"
+    return {
+        **state,
+        "scheduler": manifest["scheduler"],
+        "step": manifest["step"],
+        "data_position": extra["data_position"],
+        "losses": extra["losses"],
+        "rng": extra["rng_states"],
+    }
 
 
 def assert_same_tensors(left: Any, right: Any, where: str = "") -> None:

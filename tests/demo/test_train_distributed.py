@@ -14,12 +14,12 @@ import json
 import re
 import shlex
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "distributed"))
 from launch import HERE, REPO, run, torchrun
@@ -59,9 +59,7 @@ def load_in_one_process(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, 
     config = load_config_from_yaml(OptimizerConfig, CONFIG, key="optimizer")
     model = RankingModel(ModelShape())
     optimizer, scheduler = build_optimizer(model, config)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
-        load_checkpoint(path, model, optimizer, scheduler, config=config)
+    load_checkpoint(path, model, optimizer, scheduler, config=config)
     tensors = {f"model.{name}": value.clone() for name, value in model.state_dict().items()}
     for index, state in optimizer.state_dict()["state"].items():
         tensors.update({f"optimizer.{index}.{key}": value.clone() for key, value in state.items()})
@@ -146,18 +144,57 @@ def _torchrun_in(cwd: Path, script: Path, *arguments: str) -> str:
     return torchrun(2, script, *arguments, cwd=cwd, timeout=TIMEOUT, expect_failure=True)
 
 
-def test_fresh_removes_checkpoints_of_both_formats(tmp_path: Path) -> None:
+def test_a_combined_optimizer_checkpoints_and_resumes_bit_identically_under_torchrun(tmp_path: Path) -> None:
+    # multi_task_towers.yaml (make demo) has Adam and SGD groups: a CombinedOptimizer, whose first
+    # DCP checkpoint used to fail (KeyError: 'state').
+    cwd = repository_like(tmp_path / "repo")
+    first = train_commands()[0]
+    base = [*first[: first.index("train") + 1], "examples/multi_task_towers.yaml", "--checkpoint-every", "3"]
+    run([*base, "--steps", "6", "--checkpoint-dir", "straight"], cwd=cwd, timeout=TIMEOUT)
+    run([*base, "--steps", "3", "--checkpoint-dir", "resumed"], cwd=cwd, timeout=TIMEOUT)
+    output = run([*base, "--steps", "6", "--checkpoint-dir", "resumed", "--resume"], cwd=cwd, timeout=TIMEOUT)
+    assert "resuming from step 3" in output.stdout
+    manifests = [
+        json.loads((cwd / name / "step-00000006" / MANIFEST_NAME).read_text())
+        for name in ("straight", "resumed")
+    ]
+    assert manifests[0]["world_size"] == 2 and manifests[0]["extra"] == manifests[1]["extra"]
+    assert manifests[0]["scheduler"] == manifests[1]["scheduler"]
+    actual, expected = (_saved_tensors(cwd / name / "step-00000006") for name in ("resumed", "straight"))
+    assert actual.keys() == expected.keys()
+    assert any(name.startswith("optimizer.state.towers.") for name in actual)  # the Adam child's state
+    for name in expected:
+        assert torch.equal(actual[name], expected[name]), name
+
+
+def _saved_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a DCP checkpoint as saved, read by torch (``dcp_to_torch_save``), by flat name."""
+    converted = path.with_name(f"{path.name}.pt")
+    dcp_to_torch_save(path, converted)
+    state = torch.load(converted, weights_only=True)
+    flat: dict[str, torch.Tensor] = {}
+
+    def visit(prefix: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            flat[prefix] = value
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                visit(f"{prefix}.{key}" if prefix else str(key), item)
+
+    visit("", state)
+    return flat
+
+
+def test_fresh_removes_the_checkpoints_of_an_earlier_run(tmp_path: Path) -> None:
     model = torch.nn.Linear(2, 1)
     config = OptimizerConfig(adam={"lr": 0.01})
     optimizer, scheduler = build_optimizer(model, config)
     model(torch.ones(1, 2)).sum().backward()
     optimizer.step()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
-        save_checkpoint(tmp_path, 100, model, optimizer, scheduler, config=config)
+    save_checkpoint(tmp_path, 100, model, optimizer, scheduler, config=config)
     assert main(["train", str(CONFIG), "--steps", "2", "--checkpoint-dir", str(tmp_path)]) == 1
     assert main(["train", str(CONFIG), "--steps", "2", "--checkpoint-dir", str(tmp_path), "--fresh"]) == 0
-    assert list_checkpoints(tmp_path) == [] and (tmp_path / "checkpoint.pt").is_file()
+    assert [path.name for path in list_checkpoints(tmp_path)] == ["step-00000002"]  # step 100 is gone
 
 
 def test_each_rank_trains_on_its_slice_of_the_global_batch() -> None:

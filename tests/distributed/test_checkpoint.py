@@ -22,6 +22,7 @@ from tml.optimizers import (
     LinearRampToCosine,
     LRShim,
     OptimizerConfig,
+    ParamGroupConfig,
     PiecewiseConstant,
     SgdConfig,
     build_optimizer,
@@ -46,14 +47,6 @@ SCHEDULE = LearningRate(
 CONFIG = OptimizerConfig(adam=AdamConfig(lr=0.05), learning_rate=SCHEDULE)
 
 
-@pytest.fixture(autouse=True)
-def _quiet_single_process_dcp() -> Any:
-    # DCP warns once per call that it runs without a process group: intended here.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
-        yield
-
-
 def make_model(seed: int = 0, hidden: int = 8) -> torch.nn.Module:
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Linear(4, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
@@ -70,9 +63,13 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: L
 
 
 def snapshot(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Model and optimizer tensors; a ``CombinedOptimizer``'s state is read from each child."""
     state = {f"model.{name}": tensor.clone() for name, tensor in model.state_dict().items()}
-    for index, values in optimizer.state_dict()["state"].items():
-        state.update({f"optimizer.{index}.{key}": value.clone() for key, value in values.items()})
+    for child_index, child in enumerate(getattr(optimizer, "optimizers", [optimizer])):
+        for index, values in child.state_dict()["state"].items():
+            state.update(
+                {f"optimizer.{child_index}.{index}.{key}": value.clone() for key, value in values.items()}
+            )
     return state
 
 
@@ -94,24 +91,67 @@ def saved(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     return path, snapshot(model, optimizer)
 
 
-def test_resume_continues_bit_identically(tmp_path: Path) -> None:
+HEAD_WITH_SGD = ParamGroupConfig(
+    name="head", params=["2.*"], sgd=SgdConfig(lr=0.1, momentum=0.9), learning_rate=SCHEDULE
+)
+
+OPTIMIZERS: list[tuple[str, OptimizerConfig]] = [
+    ("one torch optimizer", CONFIG),
+    # Adam and SGD groups: a CombinedOptimizer, whose own state_dict layout torch's get_state_dict
+    # cannot read (KeyError: 'state' before it was saved through its children).
+    (
+        "combined optimizer",
+        OptimizerConfig(adam=AdamConfig(lr=0.05), learning_rate=SCHEDULE, param_groups=[HEAD_WITH_SGD]),
+    ),
+    # SGD without momentum keeps no state: torch's strict set_state_dict refused its parameters.
+    (
+        "combined optimizer, stateless child",
+        OptimizerConfig(
+            adam=AdamConfig(lr=0.05),
+            learning_rate=SCHEDULE,
+            param_groups=[HEAD_WITH_SGD.model_copy(update={"sgd": SgdConfig(lr=0.1)})],
+        ),
+    ),
+    # Flat buffers: every parameter always has a .grad (a view), so torch's get_state_dict does not
+    # initialize a fresh optimizer's state, and DCP loaded none of it before the template was filled.
+    ("flat buffers", OptimizerConfig(adam=AdamConfig(lr=0.05, flatten=True), learning_rate=SCHEDULE)),
+]
+
+
+@pytest.mark.parametrize("config", [o[1] for o in OPTIMIZERS], ids=[o[0] for o in OPTIMIZERS])
+def test_resume_continues_bit_identically(tmp_path: Path, config: OptimizerConfig) -> None:
     model = make_model()
-    optimizer, scheduler = build_optimizer(model, CONFIG)
+    optimizer, scheduler = build_optimizer(model, config)
     train(model, optimizer, scheduler, range(3))
-    save_checkpoint(tmp_path, 3, model, optimizer, scheduler, config=CONFIG)
+    save_checkpoint(tmp_path, 3, model, optimizer, scheduler, config=config)
+    saved = snapshot(model, optimizer)
     train(model, optimizer, scheduler, range(3, 8))
 
     resumed = make_model(seed=1)  # other initial weights: all must come from the checkpoint
-    resumed_optimizer, resumed_scheduler = build_optimizer(resumed, CONFIG)
+    resumed_optimizer, resumed_scheduler = build_optimizer(resumed, config)
     info = load_checkpoint(
-        latest_checkpoint(tmp_path), resumed, resumed_optimizer, resumed_scheduler, config=CONFIG
+        latest_checkpoint(tmp_path), resumed, resumed_optimizer, resumed_scheduler, config=config
     )
     assert (info.step, info.world_size) == (3, 1)
     assert resumed_optimizer.param_groups[0]["lr"] == compute_lr(SCHEDULE, 3)
+    assert len(saved) > len(dict(resumed.state_dict()))  # the optimizer has state to restore
+    assert_identical(snapshot(resumed, resumed_optimizer), saved)
     train(resumed, resumed_optimizer, resumed_scheduler, range(3, 8))
 
     assert_identical(snapshot(resumed, resumed_optimizer), snapshot(model, optimizer))
-    assert resumed_scheduler.get_last_lr() == scheduler.get_last_lr() == [compute_lr(SCHEDULE, 8)]
+    assert resumed_scheduler.get_last_lr() == scheduler.get_last_lr()
+    assert resumed_scheduler.get_last_lr()[0] == compute_lr(SCHEDULE, 8)
+
+
+def test_one_process_needs_no_process_group_and_hears_no_warning(tmp_path: Path) -> None:
+    model = make_model()
+    optimizer, scheduler = build_optimizer(model, CONFIG)
+    train(model, optimizer, scheduler, range(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # DCP's "assuming the intent is to save in a single process"
+        path = save_checkpoint(tmp_path, 1, model, optimizer, scheduler)
+        load_checkpoint(path, *fresh())
+    assert not torch.distributed.is_initialized()
 
 
 def test_layout_and_extra_data(saved: tuple[Path, dict[str, torch.Tensor]]) -> None:
@@ -235,6 +275,25 @@ def test_an_interrupted_write_leaves_the_previous_checkpoint_as_latest(
     assert latest_checkpoint(path.parent) == checkpoint_path(path.parent, 6)
 
 
+def test_a_template_with_less_optimizer_state_than_the_checkpoint_is_refused(
+    saved: tuple[Path, dict[str, torch.Tensor]],
+) -> None:
+    path, _ = saved
+    model, optimizer, scheduler = fresh()
+    model[0](torch.ones(1, 4)).sum().backward()  # the last layer gets no gradient: Adam keeps no state
+    optimizer.step()
+    before = snapshot(model, optimizer)
+    expected = (
+        r"does not fit this run, nothing was loaded: optimizer state in the checkpoint that this "
+        r"optimizer has no entry for \(DCP would leave it out\): 2\.bias\.exp_avg, 2\.bias\.exp_avg_sq, "
+        r"2\.bias\.step, 2\.weight\.exp_avg, 2\.weight\.exp_avg_sq, 2\.weight\.step \("
+    )
+    with pytest.raises(CheckpointError, match=expected):
+        load_checkpoint(path, model, optimizer, scheduler, config=CONFIG)
+    assert_identical(snapshot(model, optimizer), before)
+    assert scheduler.last_epoch == 0
+
+
 def test_keep_removes_the_oldest_and_a_step_is_replaced(tmp_path: Path) -> None:
     model, optimizer, scheduler = fresh()
     for step in range(1, 5):
@@ -284,8 +343,8 @@ MISFITS: list[tuple[str, OptimizerConfig, int, str]] = [
         OptimizerConfig(adam=AdamConfig(lr=0.05), learning_rate=OTHER_SCHEDULE),
         8,
         r"config learning_rate\.linear_ramp_to_cosine: set in the checkpoint .* absent here.*"
-        r"schedule of group 'default': .*linear_ramp_to_cosine.* in the checkpoint, "
-        r".*piecewise_constant.* here.*"
+        r"scheduler: the checkpoint's schedules differ from this scheduler's: group 'default': "
+        r".*linear_ramp_to_cosine.* in the checkpoint, .*piecewise_constant.* here.*"
         r"pass reset_schedule=True",
     ),
     (
@@ -331,7 +390,8 @@ def test_other_group_names_are_refused(saved: tuple[Path, dict[str, torch.Tensor
     scheduler = LRShim(optimizer, {"backbone": SCHEDULE})
     expected = (
         r"param groups \['default' \(4 params\)\] in the checkpoint, \['backbone' \(4 params\)\] here; "
-        r"scheduler groups \['default'\] in the checkpoint"
+        r"scheduler: the checkpoint's groups differ from this scheduler's: groups \['default'\] in the "
+        r"checkpoint, \['backbone'\] here$"
     )
     with pytest.raises(CheckpointError, match=expected):
         load_checkpoint(path, model, optimizer, scheduler, reset_schedule=True)

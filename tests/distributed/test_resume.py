@@ -14,7 +14,6 @@ import json
 import re
 import shlex
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -44,9 +43,7 @@ def load_in_one_process(path: Path) -> tuple[dict[str, torch.Tensor], int]:
     """A checkpoint's model state, loaded into a plain model in this process (no process group)."""
     model = example.make_model()
     optimizer, scheduler = build_optimizer(model, config())
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
-        info = load_checkpoint(path, model, optimizer, scheduler, config=config())
+    info = load_checkpoint(path, model, optimizer, scheduler, config=config())
     assert scheduler.last_epoch == info.step
     assert optimizer.param_groups[0]["lr"] == compute_lr(config().schedule(), info.step)
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}, info.world_size

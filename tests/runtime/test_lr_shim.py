@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tml.optimizers.runtime.lr_shim import LRShim
@@ -35,3 +36,23 @@ def test_groups_sharing_a_schedule_evaluate_it_once_and_apply_their_multipliers(
         assert type(optimizer.param_groups[0]["lr"]) is float
         assert optimizer.param_groups[3]["lr"] is tensor_lr  # written in place
         scheduler.step()
+
+
+def _named_sgd(name: str) -> torch.optim.SGD:
+    return torch.optim.SGD([{"params": [torch.zeros(1, requires_grad=True)], "name": name}], lr=1.0)
+
+
+def test_restart_from_keeps_the_groups_and_puts_the_schedule_at_a_step() -> None:
+    saved = LRShim(_named_sgd("a"), {"a": COSINE})
+    for _ in range(3):
+        saved.step()
+    optimizer = _named_sgd("a")
+    scheduler = LRShim(optimizer, {"a": CONSTANT})  # another schedule: the saved one is not used
+    scheduler.restart_from(saved.state_dict(), 2)
+    assert scheduler.last_epoch == 2 and optimizer.param_groups[0]["lr"] == compute_lr(CONSTANT, 2)
+    scheduler.step()
+    assert scheduler.last_epoch == 3
+    with pytest.raises(ValueError, match=r"groups \['a'\] in the checkpoint, \['b'\] here"):
+        LRShim(_named_sgd("b"), {"b": COSINE}).restart_from(saved.state_dict())
+    with pytest.raises(ValueError, match="step must be >= 0, got -1"):
+        scheduler.restart_from(saved.state_dict(), -1)

@@ -1,81 +1,147 @@
-"""Training checkpoints: written atomically, read back with ``torch.load(weights_only=True)``.
+"""The checkpoints of ``tml-optim train``: DCP directories, one format for any number of ranks.
 
-A checkpoint holds everything the run needs to continue bit-identically: model, optimizer and
-scheduler state, the global torch RNG state (dropout), the data position, the loss history and the
-config it was written with (a run is never resumed with another config).
+Checkpoints go through :mod:`tml.optimizers.distributed.checkpoint` (``<dir>/step-<step>/``, the
+newest only is kept; written atomically, every file checked before loading). It holds the model,
+optimizer and scheduler state and the optimizer config; its manifest's ``extra`` holds the rest of
+what a bit-identical resume needs: the data position, the seed, the loss history and every rank's
+torch RNG state (dropout). The data stream is a pure function of the position, so a resume at the
+same number of ranks continues exactly; at another number the data shards and RNG states differ,
+so it is refused.
 """
 
 from __future__ import annotations
 
-import os
+import base64
+import dataclasses
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tml.optimizers.cli.errors import CliError
-
-CHECKPOINT_NAME = "checkpoint.pt"
-FORMAT = 1
-"""The version of the checkpoint's layout; a checkpoint of another version is refused."""
-
-
-def checkpoint_path(directory: str | Path) -> Path:
-    """The file of the latest checkpoint in a directory."""
-    return Path(directory) / CHECKPOINT_NAME
-
-
-def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``directory/checkpoint.pt`` atomically: a temporary file, then a rename.
-
-    A crash at any moment leaves either the previous checkpoint or the new one, never a torn file.
-    """
-    path = checkpoint_path(directory)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("wb") as file:
-            torch.save({"format": FORMAT, **state}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    _sync_directory(path.parent)
-    return path
+from tml.optimizers.config import OptimizerConfig
+from tml.optimizers.demo.distributed import Ranks, barrier, gather
+from tml.optimizers.distributed.checkpoint import (
+    CheckpointError,
+    config_differences,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    verify_checkpoint,
+)
+from tml.optimizers.runtime.lr_shim import LRShim
 
 
-def load_checkpoint(directory: str | Path) -> dict[str, Any]:
-    """Read the checkpoint of a directory (plain data and tensors only).
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What a run trains and checkpoints: the model as trained (DDP-wrapped under torchrun)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: LRShim
+    config: OptimizerConfig
+
+
+@dataclasses.dataclass
+class RunState:
+    """Where a run is: steps done, the next data position, the (rank-averaged) loss of every step."""
+
+    step: int = 0
+    data_position: int = 0
+    losses: list[float] = dataclasses.field(default_factory=list)
+
+    def advance(self, loss: float) -> None:
+        """One step done, with ``loss``; the next batch is the next position's."""
+        self.step += 1
+        self.data_position += 1
+        self.losses.append(loss)
+
+
+def has_checkpoint(directory: Path) -> bool:
+    """``directory`` holds a complete checkpoint."""
+    return latest_checkpoint(directory) is not None
+
+
+def remove_checkpoints(directory: Path, ranks: Ranks) -> None:
+    """For ``--fresh``: rank 0 removes the checkpoints (a later resume must not find an old one, and
+    ``keep`` must not keep an old, later step instead of the new ones); collective."""
+    if ranks.is_main:
+        for path in list_checkpoints(directory):
+            shutil.rmtree(path)
+    barrier(ranks)
+
+
+def save(directory: Path, job: Job, state: RunState, *, seed: int, ranks: Ranks) -> Path:
+    """Write the checkpoint of ``state.step`` (the newest only is kept); collective."""
+    extra = {
+        "data_position": state.data_position,
+        "seed": seed,
+        "losses": state.losses,
+        "rng_states": gather(_encode(torch.get_rng_state()), ranks),
+    }
+    return save_checkpoint(
+        directory, state.step, job.model, job.optimizer, job.scheduler, config=job.config, extra=extra, keep=1
+    )
+
+
+def resume(directory: Path, job: Job, *, seed: int, steps: int, ranks: Ranks) -> tuple[Path, RunState]:
+    """Load the latest checkpoint of ``directory`` into ``job`` and this rank's RNG state; collective.
+
+    Returns:
+      The checkpoint's path and the state of the run it holds.
 
     Raises:
-      CliError: no checkpoint there, or one that cannot be read or has another format.
+      CliError: on every rank alike: no checkpoint, a damaged one, or one written by another number
+        of ranks, with another config or seed, or beyond ``steps``.
     """
-    path = checkpoint_path(directory)
-    if not path.is_file():
-        raise CliError(f"no checkpoint to resume from: {path} does not exist")
-    try:
-        state = torch.load(path, weights_only=True)
-    except Exception as error:  # torch raises many types for a damaged file
-        raise CliError(f"cannot read the checkpoint {path}: {error}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise CliError(f"{path} is not a tml-optim checkpoint of format {FORMAT} (found {found!r})")
-    return state
+    path = latest_checkpoint(directory)
+    if path is None:
+        raise CliError(f"no checkpoint to resume from: {directory} holds no complete step-* checkpoint")
+    try:  # every rank checks the same files, so every rank decides alike
+        _check_resumable(path, verify_checkpoint(path), job.config, seed=seed, steps=steps, ranks=ranks)
+        info = load_checkpoint(path, job.model, job.optimizer, job.scheduler, config=job.config)
+    except CheckpointError as error:
+        raise CliError(f"cannot resume: {error}") from None
+    torch.set_rng_state(_decode(info.extra["rng_states"][ranks.rank]))
+    losses = [float(loss) for loss in info.extra["losses"]]
+    return path, RunState(info.step, int(info.extra["data_position"]), losses)
 
 
-def _sync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform (e.g. Windows), hence best effort.
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+def _check_resumable(
+    path: Path, manifest: dict[str, Any], config: OptimizerConfig, *, seed: int, steps: int, ranks: Ranks
+) -> None:
+    saved_ranks, extra = int(manifest["world_size"]), manifest["extra"]
+    if saved_ranks != ranks.world_size:
+        written, how = (
+            f"under torchrun by {saved_ranks} ranks",
+            f"with torchrun --nproc_per_node {saved_ranks}",
+        )
+        if saved_ranks == 1:
+            written, how = "by one process", "without torchrun (or with --nproc_per_node 1)"
+        raise CliError(
+            f"cannot resume: {path} was written {written}; resume it {how} (a bit-identical resume "
+            f"needs the same data shards and RNG states; this run has {ranks.world_size})"
+        )
+    differences = config_differences(manifest["config"], config.model_dump(mode="json", exclude_none=True))
+    if differences:
+        raise CliError(
+            "cannot resume: the checkpoint was written with another optimizer config "
+            f"({'; '.join(differences)}); resume with the same config, or start over with --fresh"
+        )
+    if int(extra["seed"]) != seed:
+        raise CliError(f"cannot resume: the checkpoint was written with --seed {extra['seed']}")
+    if int(manifest["step"]) > steps:
+        raise CliError(f"cannot resume: the checkpoint is at step {manifest['step']}, beyond --steps {steps}")
 
 
-__all__ = ["CHECKPOINT_NAME", "checkpoint_path", "load_checkpoint", "save_checkpoint"]
+def _encode(state: torch.Tensor) -> str:
+    return base64.b64encode(state.numpy().tobytes()).decode("ascii")
+
+
+def _decode(text: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+
+__all__ = ["Job", "RunState", "has_checkpoint", "remove_checkpoints", "resume", "save"]

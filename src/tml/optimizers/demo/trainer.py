@@ -3,10 +3,12 @@
 It checkpoints every K steps and when stopped by SIGINT (Ctrl-C) or SIGTERM, and ``resume``
 continues from the checkpoint so that the final parameters are bit-identical to those of an
 uninterrupted run: the checkpoint holds the model, optimizer and scheduler state, the torch RNG
-state and the data position, and the data stream is a pure function of that position.
+state and the data position, and the data stream is a pure function of that position (see
+:mod:`tml.optimizers.demo.checkpoint`).
 
-Under torchrun (``WORLD_SIZE`` > 1) the model is trained with DDP on gloo, each rank on its slice of
-every global batch, with DCP checkpoints; see :mod:`tml.optimizers.demo.distributed`.
+One process and several ranks under torchrun run the same code: with ``WORLD_SIZE`` > 1 the model
+is wrapped in DDP on gloo and each rank trains on its slice of every global batch (see
+:mod:`tml.optimizers.demo.distributed`); rank 0 alone prints and plots.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -27,10 +28,13 @@ from torch.nn.parallel import DistributedDataParallel
 from tml.optimizers import build_optimizer
 from tml.optimizers.cli.errors import CliError
 from tml.optimizers.cli.loading import LoadedConfig
-from tml.optimizers.demo import distributed
-from tml.optimizers.demo.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from tml.optimizers.config import OptimizerConfig
+from tml.optimizers.demo import checkpoint, distributed
+from tml.optimizers.demo.checkpoint import Job, RunState
+from tml.optimizers.demo.distributed import Ranks
 from tml.optimizers.demo.model import ModelShape, RankingModel, SyntheticRankingData, ranking_loss
 from tml.optimizers.demo.progress import ProgressReport
+from tml.optimizers.runtime.lr_shim import LRShim
 
 LOSS_PLOT = "loss.png"
 LR_PLOT = "lr.png"
@@ -103,7 +107,7 @@ def train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> Trai
 
     Raises:
       CliError: a checkpoint is in the way (without ``resume`` or ``fresh``), or the checkpoint to
-        resume was written with another config, seed or a later step.
+        resume was written with another config, seed, number of ranks or a later step.
       TrainingInterruptedError: stopped by a signal, after writing a checkpoint.
     """
     threads = torch.get_num_threads()
@@ -119,141 +123,115 @@ def train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> Trai
             dist.destroy_process_group()
 
 
-def _train(
-    loaded: LoadedConfig, options: TrainOptions, console: Console, ranks: distributed.Ranks
-) -> TrainResult:
-    config = loaded.config
-    config_record = config.model_dump(mode="json", exclude_none=True)
+def _train(loaded: LoadedConfig, options: TrainOptions, console: Console, ranks: Ranks) -> TrainResult:
+    job = build_job(loaded.config, options.seed, ranks)
+    state = _starting_state(job, options, console, ranks)
+    data = SyntheticRankingData(ModelShape(), seed=options.seed)
+    _train_steps(job, data, state, options, console, ranks)
+    final = checkpoint.save(options.checkpoint_dir, job, state, seed=options.seed, ranks=ranks)
+    loss_plot, lr_plot = options.output_dir / LOSS_PLOT, options.output_dir / LR_PLOT
+    if ranks.is_main:  # one set of PNGs per run
+        _plot(loaded, job.scheduler, state.losses, options.steps, loss_plot, lr_plot)
+    return TrainResult(state.step, state.losses[-1] if state.losses else None, final, loss_plot, lr_plot)
+
+
+def build_job(config: OptimizerConfig, seed: int, ranks: Ranks) -> Job:
+    """The demo model (DDP-wrapped with several ranks), its optimizer and scheduler, from ``seed``.
+
+    Afterwards torch's RNG (dropout) is seeded per rank.
+    """
     if config.shard_optimizer_state:
         raise CliError(
             "tml-optim train cannot checkpoint optimizer state sharded by shard_optimizer_state "
             "(ZeRO-1) yet; set shard_optimizer_state: false (train runs DDP under torchrun)"
         )
-    torch.manual_seed(options.seed)
-    shape = ModelShape()
-    model = RankingModel(shape)
-    data = SyntheticRankingData(shape, seed=options.seed)
-    trained: torch.nn.Module = DistributedDataParallel(model) if ranks.distributed else model
-    optimizer, scheduler = build_optimizer(trained, config)
-    schedules = scheduler.lr_dict  # the groups as built, companions included
+    torch.manual_seed(seed)
+    model: torch.nn.Module = RankingModel(ModelShape())
     if ranks.distributed:
-        torch.manual_seed(distributed.rank_seed(options.seed, ranks.rank))  # each rank its own dropout
+        model = DistributedDataParallel(model)
+    optimizer, scheduler = build_optimizer(model, config)
+    torch.manual_seed(distributed.rank_seed(seed, ranks.rank))  # each rank its own dropout stream
+    return Job(model, optimizer, scheduler, config)
 
-    step, position, losses = 0, 0, []
-    if options.resume and ranks.distributed:
-        resumed = distributed.resume(
-            options.checkpoint_dir,
-            trained,
-            optimizer,
-            scheduler,
-            config,
-            seed=options.seed,
-            steps=options.steps,
-            ranks=ranks,
-        )
-        step, position, losses = resumed.step, resumed.position, resumed.losses
-        console.print(
-            f"resuming from step {step} of {options.checkpoint_dir} ({ranks.world_size} ranks)",
-            highlight=False,
-        )
-    elif options.resume:
-        distributed.refuse_other_format(options.checkpoint_dir)
-        state = load_checkpoint(options.checkpoint_dir)
-        _check_resumable(state, config_record, options)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        try:
-            scheduler.load_state_dict(state["scheduler"])
-        except ValueError as error:
-            raise CliError(f"cannot resume: {error}") from None
-        torch.set_rng_state(state["rng"]["torch"])
-        step, position = int(state["step"]), int(state["data_position"])
-        losses = [float(value) for value in state["losses"].tolist()]
-        console.print(
-            f"resuming from step {step} of {checkpoint_path(options.checkpoint_dir)}", highlight=False
-        )
-    elif distributed.has_checkpoint(options.checkpoint_dir) and not options.fresh:
+
+def _starting_state(job: Job, options: TrainOptions, console: Console, ranks: Ranks) -> RunState:
+    """The resumed run's state (``--resume``), or a new run's once no checkpoint is in the way."""
+    directory = options.checkpoint_dir
+    if options.resume:
+        path, state = checkpoint.resume(directory, job, seed=options.seed, steps=options.steps, ranks=ranks)
+        console.print(f"resuming from step {state.step} of {path}", highlight=False)
+        return state
+    if options.fresh:
+        checkpoint.remove_checkpoints(directory, ranks)
+    elif checkpoint.has_checkpoint(directory):
         raise CliError(
-            f"{options.checkpoint_dir} already holds a checkpoint: pass --resume to continue it, "
+            f"{directory} already holds a checkpoint: pass --resume to continue it, "
             "--fresh to start over, or another --checkpoint-dir"
         )
-    elif options.fresh:
-        distributed.remove_checkpoints(options.checkpoint_dir, ranks)
+    return RunState()
 
-    def snapshot() -> Path:
-        if ranks.distributed:
-            return distributed.save(
-                options.checkpoint_dir,
-                step,
-                trained,
-                optimizer,
-                scheduler,
-                config,
-                position=position,
-                seed=options.seed,
-                losses=losses,
-            )
-        return save_checkpoint(
-            options.checkpoint_dir,
-            {
-                "step": step,
-                "data_position": position,
-                "seed": options.seed,
-                "config": config_record,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": {"torch": torch.get_rng_state()},
-                "losses": torch.tensor(losses, dtype=torch.float64),
-            },
-        )
 
-    trained.train()
-    report = ProgressReport(console, start=step, total=options.steps, log_every=options.log_every)
+def _train_steps(
+    job: Job,
+    data: SyntheticRankingData,
+    state: RunState,
+    options: TrainOptions,
+    console: Console,
+    ranks: Ranks,
+) -> None:
+    """Train until ``options.steps``, checkpointing every ``options.checkpoint_every`` steps.
+
+    Raises:
+      TrainingInterruptedError: a rank was sent SIGINT or SIGTERM; every rank stops after the same
+        step and the checkpoint of that step is written.
+    """
+    groups = list(job.scheduler.lr_dict)  # the groups as built, companions included
+    job.model.train()
+    report = ProgressReport(console, start=state.step, total=options.steps, log_every=options.log_every)
     with stop_requests() as stop, report:
-        while step < options.steps:
-            dense, categorical, labels = data.batch(position)
-            if ranks.distributed:
-                dense, categorical, labels = distributed.shard((dense, categorical, labels), ranks)
-            learning_rates = group_learning_rates(optimizer, list(schedules))
-            optimizer.zero_grad(set_to_none=True)
-            loss = ranking_loss(trained(dense, categorical), labels)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step, position = step + 1, position + 1
-            stop_signal = stop.signal_number
-            if ranks.distributed:  # every rank stops after the same step
-                mean_loss, stop_signal = distributed.agree(loss.item(), stop_signal, ranks)
-                losses.append(mean_loss)
-            else:
-                losses.append(loss.item())
-            report.update(step, losses[-1], learning_rates)
+        while state.step < options.steps:
+            learning_rates = group_learning_rates(job.optimizer, groups)
+            loss = train_step(job, data, state.data_position, ranks)
+            mean_loss, stop_signal = distributed.agree(loss, stop.signal_number, ranks)
+            state.advance(mean_loss)
+            report.update(state.step, mean_loss, learning_rates)
             if stop_signal is not None:
-                path = snapshot()
-                name = signal.Signals(stop_signal).name
+                path = checkpoint.save(options.checkpoint_dir, job, state, seed=options.seed, ranks=ranks)
                 raise TrainingInterruptedError(
-                    f"stopped by {name} at step {step}: checkpoint written to {path}; "
-                    f"continue with --resume --checkpoint-dir {options.checkpoint_dir}",
+                    f"stopped by {signal.Signals(stop_signal).name} at step {state.step}: checkpoint "
+                    f"written to {path}; continue with --resume --checkpoint-dir {options.checkpoint_dir}",
                     stop_signal,
                 )
-            if options.checkpoint_every and step % options.checkpoint_every == 0 and step < options.steps:
-                snapshot()
-    final = snapshot()
-    loss_plot = options.output_dir / LOSS_PLOT
-    lr_plot = options.output_dir / LR_PLOT
-    if ranks.is_main:  # one set of PNGs per run
-        from tml.optimizers.cli.plotting import plot_losses, plot_schedules  # matplotlib: rank 0 only
+            every = options.checkpoint_every
+            if every and state.step % every == 0 and state.step < options.steps:
+                checkpoint.save(options.checkpoint_dir, job, state, seed=options.seed, ranks=ranks)
 
-        plot_losses(losses, loss_plot, title=f"training loss ({Path(loaded.file).name})")
-        plot_schedules(
-            schedules,
-            lr_plot,
-            end=options.steps,
-            title=f"learning rate per param group ({Path(loaded.file).name})",
-            multipliers=scheduler.lr_multipliers,
-        )
-    return TrainResult(step, losses[-1] if losses else None, final, loss_plot, lr_plot)
+
+def train_step(job: Job, data: SyntheticRankingData, position: int, ranks: Ranks) -> float:
+    """One optimizer step on this rank's slice of the batch at ``position``; this rank's loss."""
+    dense, categorical, labels = distributed.shard(data.batch(position), ranks)
+    job.optimizer.zero_grad(set_to_none=True)
+    loss = ranking_loss(job.model(dense, categorical), labels)
+    loss.backward()
+    job.optimizer.step()
+    job.scheduler.step()
+    return loss.item()
+
+
+def _plot(
+    loaded: LoadedConfig, scheduler: LRShim, losses: list[float], steps: int, loss_plot: Path, lr_plot: Path
+) -> None:
+    from tml.optimizers.cli.plotting import plot_losses, plot_schedules  # matplotlib: rank 0 only
+
+    name = Path(loaded.file).name
+    plot_losses(losses, loss_plot, title=f"training loss ({name})")
+    plot_schedules(
+        scheduler.lr_dict,
+        lr_plot,
+        end=steps,
+        title=f"learning rate per param group ({name})",
+        multipliers=scheduler.lr_multipliers,
+    )
 
 
 def group_learning_rates(optimizer: torch.optim.Optimizer, names: list[str]) -> dict[str, float]:
@@ -262,25 +240,15 @@ def group_learning_rates(optimizer: torch.optim.Optimizer, names: list[str]) -> 
     return {name: float(by_name[name]) for name in names if name in by_name}
 
 
-def _check_resumable(state: dict[str, Any], config_record: dict[str, Any], options: TrainOptions) -> None:
-    if state["config"] != config_record:
-        raise CliError(
-            "cannot resume: the checkpoint was written with another optimizer config "
-            f"({state['config']}); resume with the same config, or start over with --fresh"
-        )
-    if int(state["seed"]) != options.seed:
-        raise CliError(f"cannot resume: the checkpoint was written with --seed {state['seed']}")
-    if int(state["step"]) > options.steps:
-        raise CliError(
-            f"cannot resume: the checkpoint is at step {state['step']}, beyond --steps {options.steps}"
-        )
-
-
 __all__ = [
+    "LOSS_PLOT",
+    "LR_PLOT",
     "TrainOptions",
     "TrainResult",
     "TrainingInterruptedError",
+    "build_job",
     "group_learning_rates",
     "stop_requests",
     "train",
+    "train_step",
 ]

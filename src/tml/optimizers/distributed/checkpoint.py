@@ -10,18 +10,24 @@ truncated or corrupted file is found by the manifest before anything is loaded.
 The model and optimizer state go through ``get_state_dict`` / ``set_state_dict``
 (``torch.distributed.checkpoint.state_dict``): parameter names are the model's own (no DDP
 ``module.`` prefix), and DTensor (FSDP2) state is resharded on load, so a checkpoint written by
-``N`` ranks loads on ``M`` ranks, or in a single process without a process group.
+``N`` ranks loads on ``M`` ranks, or in a single process without a process group. A
+``CombinedOptimizer`` goes through them as its children (torch's functions take several optimizers;
+its own ``state_dict`` layout is not torch's). Before loading, an optimizer without state is given
+its state (DCP fills the tensors of a template), and a checkpoint holding optimizer state that the
+template has no entry for is refused: DCP would leave that state out without a word.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,9 +36,10 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.api import CheckpointException
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 from torch.distributed.optim import ZeroRedundancyOptimizer
 
+from tml.optimizers.runtime.combined import CombinedOptimizer
 from tml.optimizers.runtime.lr_shim import LRShim
 
 MANIFEST_NAME = "manifest.json"
@@ -48,6 +55,8 @@ SCHEDULE_KEYS = frozenset({"learning_rate", "lr"})
 
 _CHECKPOINT_NAME = re.compile(r"^step-(\d{8,})$")
 _HASH_CHUNK = 1 << 20
+_OPTIMIZER_STATE = "optimizer.state."
+"""The prefix of the optimizer's per-parameter state among DCP's (flattened) keys."""
 
 T = TypeVar("T")
 
@@ -151,14 +160,15 @@ def save_checkpoint(
         temporary.mkdir()
 
     _on_rank_zero(prepare)
-    model_state, optimizer_state = get_state_dict(model, optimizer)
+    model_state, optimizer_state = get_state_dict(model, _torch_optimizers(optimizer))
     groups = _group_structure(optimizer_state)
     shapes = _shapes(model_state)
-    dcp.save(
-        {"model": model_state, "optimizer": optimizer_state},
-        checkpoint_id=temporary,
-        no_dist=not _distributed(),
-    )
+    with _single_process_quiet():
+        dcp.save(
+            {"model": model_state, "optimizer": optimizer_state},
+            checkpoint_id=temporary,
+            no_dist=not _distributed(),
+        )
 
     def commit() -> None:
         manifest = {
@@ -266,20 +276,25 @@ def load_checkpoint(
         raise ValueError(f"schedule_step must be >= 0, got {schedule_step}")
     _refuse_zero(optimizer)
     path = Path(path)
-    manifest = _broadcast_from_rank_zero(lambda: verify_checkpoint(path))
-    had_state = bool(optimizer.state)
-    model_state, optimizer_state = get_state_dict(model, optimizer)
+    manifest, saved_keys = _broadcast_from_rank_zero(lambda: (verify_checkpoint(path), _saved_keys(path)))
+    optimizers = _torch_optimizers(optimizer)
+    schedule_before = scheduler.state_dict()  # an LRShim counting optimizer steps counts the next one
+    initialized = _initialize_state(optimizers)
+
+    def undo() -> None:
+        scheduler.load_state_dict(schedule_before)
+        _undo_initialization(initialized)
+
+    model_state, optimizer_state = get_state_dict(model, optimizers)
     differences = _differences(
-        manifest,
-        _group_structure(optimizer_state),
-        _shapes(model_state),
-        scheduler.state_dict(),
-        config,
-        reset_schedule,
-    )
+        manifest, _group_structure(optimizer_state), _shapes(model_state), config, reset_schedule
+    ) + _state_missing_here(saved_keys, optimizer_state)
+    try:  # the scheduler checks a state itself, before it changes anything
+        _restore_schedule(scheduler, manifest["scheduler"], reset_schedule, schedule_step)
+    except ValueError as error:
+        differences.append(f"scheduler: {error}")
     if differences:
-        if not had_state:  # get_state_dict initialized it by a step with zero gradients: undo
-            optimizer.state.clear()
+        undo()
         raise CheckpointError(
             f"checkpoint {path} does not fit this run, nothing was loaded: "
             + "; ".join(differences)
@@ -291,20 +306,27 @@ def load_checkpoint(
         )
     # DCP loads into these dicts in place (tensors copied into, other values replaced).
     try:
-        dcp.load(
-            {"model": model_state, "optimizer": optimizer_state},
-            checkpoint_id=path,
-            no_dist=not _distributed(),
-        )
+        with _single_process_quiet():
+            dcp.load(
+                {"model": model_state, "optimizer": optimizer_state},
+                checkpoint_id=path,
+                no_dist=not _distributed(),
+            )
     except CheckpointException as error:
+        undo()
         raise CheckpointError(f"checkpoint {path}: DCP could not load it: {error}") from error
-    set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state)
-    if reset_schedule:
-        scheduler_state = scheduler.state_dict()
-        scheduler_state.update(last_epoch=schedule_step, step_count=schedule_step + 1)
-    else:
-        scheduler_state = manifest["scheduler"]
-    scheduler.load_state_dict(scheduler_state)
+    # Not strict: torch would refuse the parameters of a stateless child (SGD without momentum) of a
+    # CombinedOptimizer for having no state. What strict checks was checked above: the model's tensors
+    # (names and shapes), and optimizer state on both sides (DCP refuses template keys it lacks).
+    set_state_dict(
+        model,
+        optimizers,
+        model_state_dict=model_state,
+        optim_state_dict=optimizer_state,
+        options=StateDictOptions(strict=False),
+    )
+    # The optimizer's groups now hold the saved learning rates: write the schedule's again.
+    _restore_schedule(scheduler, manifest["scheduler"], reset_schedule, schedule_step)
     return CheckpointInfo(path, int(manifest["step"]), int(manifest["world_size"]), manifest["extra"])
 
 
@@ -317,6 +339,108 @@ def _refuse_zero(optimizer: torch.optim.Optimizer) -> None:
         )
 
 
+def _restore_schedule(scheduler: LRShim, saved: dict[str, Any], reset_schedule: bool, step: int) -> None:
+    """The saved position, or (``reset_schedule``) ``step`` of this scheduler's schedules."""
+    if reset_schedule:
+        scheduler.restart_from(saved, step)
+    else:
+        scheduler.load_state_dict(saved)
+
+
+def _torch_optimizers(optimizer: torch.optim.Optimizer) -> list[torch.optim.Optimizer]:
+    """The torch optimizers whose state torch's ``get_state_dict`` / ``set_state_dict`` read and write:
+    a ``CombinedOptimizer``'s children (its own state layout is keyed by group), else the optimizer."""
+    if isinstance(optimizer, CombinedOptimizer):
+        return list(optimizer.optimizers)
+    return [optimizer]
+
+
+@torch.no_grad()
+def _initialize_state(
+    optimizers: Sequence[torch.optim.Optimizer],
+) -> list[tuple[torch.optim.Optimizer, dict[str, Any]]]:
+    """Give every optimizer without state its state, so that DCP has tensors to load into.
+
+    torch's ``get_state_dict`` does the same only when no parameter has a gradient; a
+    ``FlatOptimizer``'s parameters always have one (a view into its buffer). One step with zero
+    gradients at learning rate 0 creates the state and leaves the parameters as they are; the
+    gradients and learning rates are put back.
+
+    Returns:
+      Each optimizer so initialized with its state before (empty), for :func:`_undo_initialization`.
+    """
+    initialized = []
+    for optimizer in optimizers:
+        before = optimizer.state_dict()  # a FlatOptimizer's ``state`` is empty outside its state_dict
+        if before["state"]:
+            continue
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+        gradients = [(param.grad, None if param.grad is None else param.grad.clone()) for param in params]
+        learning_rates = [group["lr"] for group in optimizer.param_groups]
+        for param in params:
+            param.grad = torch.zeros_like(param)
+        for group in optimizer.param_groups:
+            group["lr"] = torch.zeros_like(group["lr"]) if isinstance(group["lr"], torch.Tensor) else 0.0
+        try:
+            optimizer.step()
+        finally:
+            for group, learning_rate in zip(optimizer.param_groups, learning_rates, strict=True):
+                group["lr"] = learning_rate
+            for param, (gradient, values) in zip(params, gradients, strict=True):
+                if gradient is not None and values is not None:
+                    gradient.copy_(values)  # a flat buffer's view was rebound: refill it
+                param.grad = gradient
+        initialized.append((optimizer, before))
+    return initialized
+
+
+def _undo_initialization(initialized: list[tuple[torch.optim.Optimizer, dict[str, Any]]]) -> None:
+    for optimizer, before in initialized:
+        optimizer.load_state_dict(before)
+
+
+def _saved_keys(path: Path) -> list[str]:
+    """The (flattened) keys of everything DCP saved in a checkpoint, read from its ``.metadata``."""
+    with _single_process_quiet():
+        return sorted(dcp.FileSystemReader(path).read_metadata().state_dict_metadata)
+
+
+def _state_missing_here(saved_keys: list[str], optimizer_state: dict[str, Any]) -> list[str]:
+    """Optimizer state in the checkpoint that the template ``optimizer_state`` has no entry for.
+
+    DCP loads the keys of the template only: state missing there would be silently left out.
+    """
+    here = {
+        f"{_OPTIMIZER_STATE}{name}.{key}" for name, entry in optimizer_state["state"].items() for key in entry
+    }
+    missing = [
+        key[len(_OPTIMIZER_STATE) :]
+        for key in saved_keys
+        if key.startswith(_OPTIMIZER_STATE) and not any(prefix in here for prefix in _prefixes(key))
+    ]
+    if not missing:
+        return []
+    return [
+        "optimizer state in the checkpoint that this optimizer has no entry for (DCP would leave it "
+        f"out): {', '.join(missing[:8])}" + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+    ]
+
+
+def _prefixes(key: str) -> Iterator[str]:
+    """``a.b.c`` -> ``a``, ``a.b``, ``a.b.c`` (a state entry may be nested below its key)."""
+    parts = key.split(".")
+    for end in range(1, len(parts) + 1):
+        yield ".".join(parts[:end])
+
+
+@contextlib.contextmanager
+def _single_process_quiet() -> Iterator[None]:
+    """Without a process group, DCP warns on every call that it assumes one process: intended here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"torch\.distributed is disabled", category=UserWarning)
+        yield
+
+
 # ---------------------------------------------------------------- comparison
 
 
@@ -324,10 +448,10 @@ def _differences(
     manifest: dict[str, Any],
     groups: list[dict[str, Any]],
     shapes: dict[str, list[int]],
-    scheduler_state: dict[str, Any],
     config: pydantic.BaseModel | None,
     reset_schedule: bool,
 ) -> list[str]:
+    """How the checkpoint differs from this run's param groups, model tensors and config."""
     differences = []
     if manifest["groups"] != groups:
         differences.append(
@@ -350,20 +474,6 @@ def _differences(
         mine = config.model_dump(mode="json", exclude_none=True)
         ignore = SCHEDULE_KEYS if reset_schedule else frozenset()
         differences += [f"config {line}" for line in config_differences(saved_config, mine, ignore=ignore)]
-    saved = manifest["scheduler"]
-    if saved.get("group_names") != scheduler_state["group_names"]:
-        differences.append(
-            f"scheduler groups {saved.get('group_names')} in the checkpoint, "
-            f"{scheduler_state['group_names']} here"
-        )
-    elif not reset_schedule:
-        differences += [
-            f"schedule of group {name!r}: {theirs} in the checkpoint, {mine} here"
-            for name, theirs, mine in zip(
-                saved["group_names"], saved["schedules"], scheduler_state["schedules"], strict=True
-            )
-            if theirs != mine
-        ]
     return differences
 
 

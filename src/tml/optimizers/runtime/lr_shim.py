@@ -213,6 +213,28 @@ class LRShim(LRScheduler):
         self._step_count = int(state_dict["step_count"])
         self._write_lrs()
 
+    def restart_from(self, state_dict: dict[str, Any], step: int = 0) -> None:
+        """Take a state saved with other schedules: check its groups, then put the schedule at ``step``.
+
+        For a resume that keeps the model and optimizer but not the schedule's position (a new
+        schedule, or the same one restarted): the saved groups must be this scheduler's, the saved
+        schedules and position are not used. The learning rates of ``step`` are written.
+
+        Raises:
+          ValueError: ``step`` is negative, or the state is not an LRShim state of these groups.
+        """
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        names = state_dict.get("group_names")
+        if state_dict.get("format") != _STATE_FORMAT or names != self.group_names:
+            raise ValueError(
+                f"the checkpoint's groups differ from this scheduler's: groups {names} in the checkpoint, "
+                f"{self.group_names} here"
+            )
+        self.last_epoch = step
+        self._step_count = step + 1
+        self._write_lrs()
+
     def _differences(self, names: list[str], schedules: list[dict[str, Any]]) -> list[str]:
         if names != self.group_names:
             return [f"groups {names} in the checkpoint, {self.group_names} here"]
