@@ -241,8 +241,8 @@ def _check_weight_decay_support(
 
 
 __all__ = [
-    "RECAP_KEYS",
     "DEFAULT_SCHEDULE_KEYS",
+    "RECAP_KEYS",
     "GroupSpec",
     "as_schedule",
     "default_group_name",
