@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from rich.console import Console
 from rich.table import Table
@@ -59,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""The subcommands of the parser (argparse names no public type for them)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tml-optim`` and its subcommands."""
     common = argparse.ArgumentParser(add_help=False)
@@ -80,7 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROGRAM, description=DESCRIPTION, parents=[common])
     parser.set_defaults(debug=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_validate(commands, common, key_option)
+    _add_show(commands, common, config_options)
+    _add_plot(commands, common, config_options)
+    _add_schema(commands, common)
+    _add_list(commands, common)
+    _add_train(commands, common, config_options)
+    return parser
 
+
+def _add_validate(
+    commands: Commands,
+    common: argparse.ArgumentParser,
+    key_option: argparse.ArgumentParser,
+) -> None:
     validate = commands.add_parser(
         "validate", parents=[common, key_option], help="check configs; print a summary or every error"
     )
@@ -89,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(run=run_validate)
 
+
+def _add_show(
+    commands: Commands,
+    common: argparse.ArgumentParser,
+    config_options: argparse.ArgumentParser,
+) -> None:
     show = commands.add_parser(
         "show", parents=[common, config_options], help="a table of each group's learning rate at chosen steps"
     )
@@ -98,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--at", type=_step_list, help="comma-separated steps instead of the phase boundaries")
     show.set_defaults(run=run_show)
 
+
+def _add_plot(
+    commands: Commands,
+    common: argparse.ArgumentParser,
+    config_options: argparse.ArgumentParser,
+) -> None:
     plot = commands.add_parser(
         "plot", parents=[common, config_options], help="a PNG of each group's learning rate over the steps"
     )
@@ -114,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.set_defaults(run=run_plot)
 
+
+def _add_schema(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     schema = commands.add_parser("schema", parents=[common], help="the JSON Schema of the optimizer config")
     schema.add_argument("-o", "--output", help="write to this file instead of standard output")
     schema.add_argument(
@@ -121,9 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(run=run_schema)
 
+
+def _add_list(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     listing = commands.add_parser("list", parents=[common], help="the optimizers and schedule kinds")
     listing.set_defaults(run=run_list)
 
+
+def _add_train(
+    commands: Commands,
+    common: argparse.ArgumentParser,
+    config_options: argparse.ArgumentParser,
+) -> None:
     train = commands.add_parser(
         "train", parents=[common, config_options], help="train the demo multi-task ranking model"
     )
@@ -156,7 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--log-every", type=_positive, help="steps between log lines when not on a terminal")
     train.set_defaults(run=run_train)
-    return parser
 
 
 # ---------------------------------------------------------------- subcommands
