@@ -105,41 +105,37 @@ class LRShim(LRScheduler):
         self.group_names = list(self.lr_dict)
         self.lr_multipliers = {name: float(multipliers.get(name, 1.0)) for name in self.group_names}
         self.schedule_position = schedule_position
-        # Groups that share a schedule config evaluate it once per step (the usual case: most groups
-        # follow the default schedule); each group then applies its multiplier.
-        slots: dict[str, int] = {}
-        self._slots = [slots.setdefault(config.model_dump_json(), len(slots)) for config in lr_dict.values()]
-        configs = list(lr_dict.values())
-        first_of_slot = {slot: configs[index] for index, slot in reversed(list(enumerate(self._slots)))}
-        self._unique_functions = [compile_schedule(first_of_slot[slot]) for slot in range(len(slots))]
-        self._group_multipliers = [self.lr_multipliers[name] for name in self.group_names]
-        self._lr_functions = [
-            _scaled(self._unique_functions[slot], multiplier)
-            for slot, multiplier in zip(self._slots, self._group_multipliers, strict=True)
-        ]
-        self._all_multipliers_one = all(multiplier == 1.0 for multiplier in self._group_multipliers)
-        self._unique_values: list[float] = []
-        self._started = False
-        super().__init__(optimizer, last_epoch)
+        # The derived state: one compiled closure per distinct schedule config (groups usually share
+        # the default one, which is then evaluated once per step), and per group the index of its
+        # closure and its multiplier. A multiplier of 1 is applied too: 1.0 * x is x, exactly.
+        closure_of: dict[str, int] = {}
+        self._schedules: list[Callable[[int], float]] = []
+        self._group_schedules: list[tuple[int, float]] = []
+        for name, config in self.lr_dict.items():
+            index = closure_of.setdefault(config.model_dump_json(), len(closure_of))
+            if index == len(self._schedules):
+                self._schedules.append(compile_schedule(config))
+            self._group_schedules.append((index, self.lr_multipliers[name]))
+        super().__init__(optimizer, last_epoch)  # torch's initial step() writes the first LRs
         if schedule_position == "optimizer_steps":
-            self._hook = optimizer.register_step_post_hook(_count_optimizer_step(weakref.ref(self)))
-            weakref.finalize(self, self._hook.remove)
+            handle = optimizer.register_step_post_hook(_count_optimizer_step(weakref.ref(self)))
+            weakref.finalize(self, handle.remove)
 
     def step(self, epoch: int | None = None) -> None:
         """Advance the schedule by one step (``scheduler_steps``) and write every group's LR.
 
         With ``schedule_position="optimizer_steps"`` the position follows the optimizer's steps
-        instead; this call only writes the LRs of the current position again.
+        instead; this call only writes the LRs of the current position again (torch's initial call,
+        from the constructor, still moves a new run from -1 to 0).
         """
         if epoch is not None:
             raise TypeError(
                 "LRShim.step() takes no epoch: the position is the number of step() calls "
                 "(restore a position with load_state_dict)"
             )
-        if self.schedule_position == "scheduler_steps" or not self._started:
+        if self.schedule_position == "scheduler_steps" or self._step_count == 0:
             self._step_count += 1
             self.last_epoch += 1
-            self._started = True
         self._write_lrs()
 
     def _optimizer_stepped(self) -> None:
@@ -147,41 +143,34 @@ class LRShim(LRScheduler):
         self._write_lrs()
 
     def _write_lrs(self) -> None:
+        """Write the LRs of position ``last_epoch`` into the optimizer's current groups."""
         step = self.last_epoch
-        unique = [lr_at(step) for lr_at in self._unique_functions]
-        self._unique_values = unique
-        groups = self.optimizer.param_groups
+        values = [lr_at(step) for lr_at in self._schedules]
         # The lengths were checked at construction; zip(strict=True) costs per step.
-        if self._all_multipliers_one:
-            for group, slot in zip(groups, self._slots, strict=False):
-                value = unique[slot]
-                if type(group["lr"]) is float:  # isinstance(, Tensor) goes through torch's slow metaclass
-                    group["lr"] = value
-                else:
-                    _write_lr(group, value)
-            return
-        for group, slot, multiplier in zip(groups, self._slots, self._group_multipliers, strict=False):
-            value = unique[slot] if multiplier == 1.0 else multiplier * unique[slot]
-            if type(group["lr"]) is float:
+        for group, (index, multiplier) in zip(
+            self.optimizer.param_groups, self._group_schedules, strict=False
+        ):
+            value = multiplier * values[index]
+            if type(group["lr"]) is float:  # isinstance(, Tensor) goes through torch's slow metaclass
                 group["lr"] = value
             else:
                 _write_lr(group, value)
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
-        """The learning rate of every group at the current step (closed form, no side effect)."""
-        return [lr_at(self.last_epoch) for lr_at in self._lr_functions]
+        """The learning rate of every group at the current position (closed form, no side effect)."""
+        step = self.last_epoch
+        values = [lr_at(step) for lr_at in self._schedules]
+        return [multiplier * values[index] for index, multiplier in self._group_schedules]
 
     _get_closed_form_lr = get_lr
 
     def get_last_lr(self) -> list[float]:  # type: ignore[override]
-        """The learning rates last written, one float per group (built on demand)."""
-        unique = self._unique_values
-        if not unique:
-            return []
-        return [
-            unique[slot] if multiplier == 1.0 else multiplier * unique[slot]
-            for slot, multiplier in zip(self._slots, self._group_multipliers, strict=True)
-        ]
+        """The learning rates last written, one float per group.
+
+        Every write is of the current position's closed-form values, so they are computed again here
+        rather than kept.
+        """
+        return self.get_lr()
 
     def state_dict(self) -> dict[str, Any]:
         """The step plus what identifies the schedules: plain data, loadable with ``weights_only``."""
@@ -194,17 +183,50 @@ class LRShim(LRScheduler):
             "schedules": self._schedule_records(),
         }
 
+    def state_differences(self, state_dict: Mapping[str, Any], *, schedules: bool = True) -> list[str]:
+        """What differs between a saved ``state_dict()`` and this scheduler; empty if it fits.
+
+        Only what :meth:`load_state_dict` checks is compared: the format, the group names (in order)
+        and, unless ``schedules`` is false, each group's schedule and multiplier. The position is not
+        compared: it is what a checkpoint restores.
+
+        Args:
+          state_dict: a state saved by :meth:`state_dict` (of this or another run).
+          schedules: compare the schedules too; false when only the groups must match (a resume that
+            restarts the schedule).
+
+        Returns:
+          One line per difference, e.g. ``"groups ['a'] in the checkpoint, ['b'] here"`` (then nothing
+          else is compared) or ``"group 'a': {'constant': 0.1} in the checkpoint, {'constant': 0.2}
+          here"``.
+        """
+        not_a_state = _not_an_lr_shim_state(state_dict)
+        if not_a_state:
+            return [not_a_state]
+        names = state_dict.get("group_names")
+        if names != self.group_names:
+            return [f"groups {names} in the checkpoint, {self.group_names} here"]
+        if not schedules:
+            return []
+        return [
+            f"group {name!r}: {saved} in the checkpoint, {mine} here"
+            for name, saved, mine in zip(
+                names, state_dict["schedules"], self._schedule_records(), strict=True
+            )
+            if saved != mine
+        ]
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the step and write its learning rates into the groups.
 
         Raises:
-          ValueError: the state was saved by a scheduler with other groups or other schedules.
+          ValueError: the state is not an LRShim's, or was saved by a scheduler with other groups or
+            other schedules (the message lists :meth:`state_differences`).
         """
-        if state_dict.get("format") != _STATE_FORMAT:
-            raise ValueError(
-                f"not an LRShim state (format {state_dict.get('format')!r}, expected {_STATE_FORMAT})"
-            )
-        differences = self._differences(state_dict["group_names"], state_dict["schedules"])
+        not_a_state = _not_an_lr_shim_state(state_dict)
+        if not_a_state:
+            raise ValueError(not_a_state)
+        differences = self.state_differences(state_dict)
         if differences:
             raise ValueError(
                 "the checkpoint's schedules differ from this scheduler's: " + "; ".join(differences)
@@ -212,15 +234,6 @@ class LRShim(LRScheduler):
         self.last_epoch = int(state_dict["last_epoch"])
         self._step_count = int(state_dict["step_count"])
         self._write_lrs()
-
-    def _differences(self, names: list[str], schedules: list[dict[str, Any]]) -> list[str]:
-        if names != self.group_names:
-            return [f"groups {names} in the checkpoint, {self.group_names} here"]
-        return [
-            f"group {name!r}: {saved} in the checkpoint, {mine} here"
-            for name, saved, mine in zip(names, schedules, self._schedule_records(), strict=True)
-            if saved != mine
-        ]
 
     def _schedule_records(self) -> list[dict[str, Any]]:
         # Unset keys are left out, so adding a schedule kind to LearningRate changes no record; a
@@ -234,6 +247,12 @@ class LRShim(LRScheduler):
         return records
 
 
+def _not_an_lr_shim_state(state_dict: Mapping[str, Any]) -> str | None:
+    if state_dict.get("format") == _STATE_FORMAT:
+        return None
+    return f"not an LRShim state (format {state_dict.get('format')!r}, expected {_STATE_FORMAT})"
+
+
 def _write_lr(group: dict[str, Any], value: float) -> None:
     """Write ``value`` into a group whose ``lr`` is not a float: a tensor in place, else replaced."""
     current = group["lr"]
@@ -241,12 +260,6 @@ def _write_lr(group: dict[str, Any], value: float) -> None:
         current.fill_(value)
     else:
         group["lr"] = value
-
-
-def _scaled(lr_at: Callable[[int], float], multiplier: float) -> Callable[[int], float]:
-    if multiplier == 1.0:
-        return lr_at
-    return lambda step: multiplier * lr_at(step)
 
 
 def _count_optimizer_step(
