@@ -33,6 +33,8 @@ class LRShim(LRScheduler):
     any step and after any resume. A group whose ``lr`` is a tensor is updated in place (``fill_``),
     a float ``lr`` stays a float. The groups are re-read from ``optimizer.param_groups`` at every
     write, so a later ``optimizer.load_state_dict`` (which replaces the group dicts) is followed.
+    Each distinct schedule config is compiled once (``compile_schedule``) and evaluated once per
+    write, however many groups share it.
 
     The position depends on ``schedule_position``:
 
@@ -105,17 +107,23 @@ class LRShim(LRScheduler):
         self.group_names = list(self.lr_dict)
         self.lr_multipliers = {name: float(multipliers.get(name, 1.0)) for name in self.group_names}
         self.schedule_position = schedule_position
-        # The derived state: one compiled closure per distinct schedule config (groups usually share
-        # the default one, which is then evaluated once per step), and per group the index of its
-        # closure and its multiplier. A multiplier of 1 is applied too: 1.0 * x is x, exactly.
-        closure_of: dict[str, int] = {}
+        # The derived state, all a write needs: one compiled closure per distinct schedule config
+        # (groups usually share the default one, evaluated once per step), then one (closure,
+        # multiplier) per distinct scaled pair, and per group the index of its value among those.
+        schedule_of: dict[str, int] = {}
         self._schedules: list[Callable[[int], float]] = []
-        self._group_schedules: list[tuple[int, float]] = []
-        for name, config in self.lr_dict.items():
-            index = closure_of.setdefault(config.model_dump_json(), len(closure_of))
-            if index == len(self._schedules):
+        for config in self.lr_dict.values():
+            if schedule_of.setdefault(config.model_dump_json(), len(schedule_of)) == len(self._schedules):
                 self._schedules.append(compile_schedule(config))
-            self._group_schedules.append((index, self.lr_multipliers[name]))
+        value_of = {(index, 1.0): index for index in range(len(self._schedules))}
+        self._scaled: list[tuple[int, float]] = []
+        self._value_of_group: list[int] = []
+        for name, config in self.lr_dict.items():
+            pair = (schedule_of[config.model_dump_json()], self.lr_multipliers[name])
+            if pair not in value_of:
+                value_of[pair] = len(value_of)
+                self._scaled.append(pair)
+            self._value_of_group.append(value_of[pair])
         super().__init__(optimizer, last_epoch)  # torch's initial step() writes the first LRs
         if schedule_position == "optimizer_steps":
             handle = optimizer.register_step_post_hook(_count_optimizer_step(weakref.ref(self)))
@@ -142,15 +150,19 @@ class LRShim(LRScheduler):
         self.last_epoch += 1
         self._write_lrs()
 
+    def _values(self, step: int) -> list[float]:
+        """The value of every distinct schedule at ``step``, then of every distinct scaled pair."""
+        values = [lr_at(step) for lr_at in self._schedules]
+        for index, multiplier in self._scaled:
+            values.append(multiplier * values[index])
+        return values
+
     def _write_lrs(self) -> None:
         """Write the LRs of position ``last_epoch`` into the optimizer's current groups."""
-        step = self.last_epoch
-        values = [lr_at(step) for lr_at in self._schedules]
+        values = self._values(self.last_epoch)
         # The lengths were checked at construction; zip(strict=True) costs per step.
-        for group, (index, multiplier) in zip(
-            self.optimizer.param_groups, self._group_schedules, strict=False
-        ):
-            value = multiplier * values[index]
+        for group, index in zip(self.optimizer.param_groups, self._value_of_group, strict=False):
+            value = values[index]
             if type(group["lr"]) is float:  # isinstance(, Tensor) goes through torch's slow metaclass
                 group["lr"] = value
             else:
@@ -158,9 +170,8 @@ class LRShim(LRScheduler):
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
         """The learning rate of every group at the current position (closed form, no side effect)."""
-        step = self.last_epoch
-        values = [lr_at(step) for lr_at in self._schedules]
-        return [multiplier * values[index] for index, multiplier in self._group_schedules]
+        values = self._values(self.last_epoch)
+        return [values[index] for index in self._value_of_group]
 
     _get_closed_form_lr = get_lr
 
