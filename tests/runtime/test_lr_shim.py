@@ -161,13 +161,15 @@ def test_groups_sharing_a_schedule_evaluate_it_once_and_apply_their_multipliers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = counting_compile_schedule(monkeypatch)
-    optimizer = named_sgd("abcd")
+    optimizer = named_sgd("abcde")
     optimizer.param_groups[3]["lr"] = torch.tensor(0.0, dtype=torch.float64)
     tensor_lr = optimizer.param_groups[3]["lr"]
     # An equal config built separately counts as the same schedule.
     copy = LearningRate.model_validate(COSINE.model_dump())
     scheduler = LRShim(
-        optimizer, {"a": COSINE, "b": copy, "c": CONSTANT, "d": COSINE}, lr_multipliers={"b": 0.5, "d": 2.0}
+        optimizer,
+        {"a": COSINE, "b": copy, "c": CONSTANT, "d": COSINE, "e": COSINE},
+        lr_multipliers={"a": 1.0, "b": 0.5, "d": 2.0, "e": 0.5},
     )
     # Two distinct schedules: two closures, each evaluated once per write (the first at construction).
     assert calls == [[0], [0]]
@@ -175,7 +177,7 @@ def test_groups_sharing_a_schedule_evaluate_it_once_and_apply_their_multipliers(
         assert calls == [list(range(step + 1))] * 2, step
         cosine = compute_lr(COSINE, step)
         assert cosine == pytest.approx(cosine_lr(step), rel=1e-12, abs=1e-15)
-        expected = [cosine, 0.5 * cosine, 0.3, 2.0 * cosine]
+        expected = [cosine, 0.5 * cosine, 0.3, 2.0 * cosine, 0.5 * cosine]
         lrs = [float(group["lr"]) for group in optimizer.param_groups]
         assert lrs == expected, step
         assert scheduler.get_last_lr() == expected
