@@ -112,18 +112,17 @@ class LRShim(LRScheduler):
         # multiplier) per distinct scaled pair, and per group the index of its value among those.
         schedule_of: dict[str, int] = {}
         self._schedules: list[Callable[[int], float]] = []
-        for config in self.lr_dict.values():
-            if schedule_of.setdefault(config.model_dump_json(), len(schedule_of)) == len(self._schedules):
-                self._schedules.append(compile_schedule(config))
-        value_of = {(index, 1.0): index for index in range(len(self._schedules))}
-        self._scaled: list[tuple[int, float]] = []
-        self._value_of_group: list[int] = []
+        pairs = []  # per group: (index of its schedule, multiplier)
         for name, config in self.lr_dict.items():
-            pair = (schedule_of[config.model_dump_json()], self.lr_multipliers[name])
-            if pair not in value_of:
-                value_of[pair] = len(value_of)
-                self._scaled.append(pair)
-            self._value_of_group.append(value_of[pair])
+            key = config.model_dump_json()
+            if key not in schedule_of:
+                schedule_of[key] = len(self._schedules)
+                self._schedules.append(compile_schedule(config))
+            pairs.append((schedule_of[key], self.lr_multipliers[name]))
+        value_of = {(index, 1.0): index for index in range(len(self._schedules))}
+        self._scaled = [pair for pair in dict.fromkeys(pairs) if pair not in value_of]
+        value_of.update((pair, len(self._schedules) + offset) for offset, pair in enumerate(self._scaled))
+        self._value_of_group = [value_of[pair] for pair in pairs]
         super().__init__(optimizer, last_epoch)  # torch's initial step() writes the first LRs
         if schedule_position == "optimizer_steps":
             handle = optimizer.register_step_post_hook(_count_optimizer_step(weakref.ref(self)))
