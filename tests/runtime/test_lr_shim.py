@@ -569,6 +569,30 @@ def test_state_differences_can_leave_the_schedules_out() -> None:
     ]
 
 
+def test_restart_from_keeps_the_groups_and_puts_the_schedule_at_a_step() -> None:
+    saved = LRShim(named_sgd(["a"]), {"a": COSINE})
+    for _ in range(3):
+        saved.step()
+    optimizer = named_sgd(["a"])
+    scheduler = LRShim(optimizer, {"a": CONSTANT})  # another schedule: the saved one is not used
+    scheduler.restart_from(saved.state_dict(), 2)
+    assert scheduler.last_epoch == 2 and optimizer.param_groups[0]["lr"] == compute_lr(CONSTANT, 2) == 0.3
+    assert scheduler.state_dict()["step_count"] == 3
+    scheduler.step()
+    assert scheduler.last_epoch == 3
+    with pytest.raises(
+        ValueError,
+        match=r"^the checkpoint's groups differ from this scheduler's: groups \['a'\] in the checkpoint, "
+        r"\['b'\] here$",
+    ):
+        LRShim(named_sgd(["b"]), {"b": COSINE}).restart_from(saved.state_dict())
+    with pytest.raises(ValueError, match="step must be >= 0, got -1"):
+        scheduler.restart_from(saved.state_dict(), -1)
+    with pytest.raises(ValueError, match=r"not an LRShim state \(format None, expected 1\)"):
+        scheduler.restart_from({"group_names": ["a"]})
+    assert scheduler.last_epoch == 3  # refused: nothing moved
+
+
 def test_loading_another_schedule_is_an_error() -> None:
     _, scheduler = build_optimizer(
         small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.1), learning_rate=RAMP_COSINE)

@@ -233,16 +233,38 @@ class LRShim(LRScheduler):
           ValueError: the state is not an LRShim's, or was saved by a scheduler with other groups or
             other schedules (the message lists :meth:`state_differences`).
         """
+        self._refuse_if_different(state_dict, schedules=True)
+        self._move_to(int(state_dict["last_epoch"]), int(state_dict["step_count"]))
+
+    def restart_from(self, state_dict: dict[str, Any], step: int = 0) -> None:
+        """Take a state saved with other schedules: check its groups, then put the schedule at ``step``.
+
+        For a resume that keeps the model and optimizer but not the schedule's position (a new
+        schedule, or the same one restarted): the saved groups must be this scheduler's, the saved
+        schedules and position are not used. The learning rates of ``step`` are written.
+
+        Raises:
+          ValueError: ``step`` is negative, or the state is not an LRShim state of these groups.
+        """
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        self._refuse_if_different(state_dict, schedules=False)
+        self._move_to(step, step + 1)
+
+    def _refuse_if_different(self, state_dict: Mapping[str, Any], *, schedules: bool) -> None:
         not_a_state = _not_an_lr_shim_state(state_dict)
         if not_a_state:
             raise ValueError(not_a_state)
-        differences = self.state_differences(state_dict)
+        differences = self.state_differences(state_dict, schedules=schedules)
         if differences:
+            compared = "schedules" if schedules else "groups"
             raise ValueError(
-                "the checkpoint's schedules differ from this scheduler's: " + "; ".join(differences)
+                f"the checkpoint's {compared} differ from this scheduler's: " + "; ".join(differences)
             )
-        self.last_epoch = int(state_dict["last_epoch"])
-        self._step_count = int(state_dict["step_count"])
+
+    def _move_to(self, last_epoch: int, step_count: int) -> None:
+        self.last_epoch = last_epoch
+        self._step_count = step_count
         self._write_lrs()
 
     def _schedule_records(self) -> list[dict[str, Any]]:
