@@ -1,8 +1,11 @@
-"""build_optimizer and LRShim: the seed's contract and the original's defects, each with a test."""
+"""build_optimizer: the seed's contract and the original's defects, each with a test.
+
+LRShim's own contract (defect 2 among it: any torch optimizer, or a container of several) is tested
+in ``tests/runtime/test_lr_shim.py``.
+"""
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 from pathlib import Path
@@ -24,7 +27,6 @@ from tml.optimizers import (
     SGDConfig,
     SgdConfig,
     build_optimizer,
-    compute_lr,
     get_optimizer_class,
 )
 
@@ -146,51 +148,6 @@ def test_defect_1_non_sgd_optimizers_build(key: str) -> None:
     assert type(optimizer).__name__.lower() == key
 
 
-def test_defect_2_plain_torch_optimizer() -> None:
-    model = small_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-    scheduler = LRShim(optimizer, {"all": RAMP_COSINE})
-    assert optimizer.param_groups[0]["lr"] == compute_lr(RAMP_COSINE, 0)
-    scheduler.step()
-    assert optimizer.param_groups[0]["lr"] == compute_lr(RAMP_COSINE, 1)
-
-
-class ContainerOfOptimizers(torch.optim.Optimizer):
-    """The shape of torchrec's CombinedOptimizer: `_optims` is a list of (name, optimizer)."""
-
-    def __init__(self, optimizers: list[tuple[str, torch.optim.Optimizer]]) -> None:
-        self._optims = optimizers
-        self.defaults: dict[str, Any] = {}
-        self.state: dict[Any, Any] = {}
-
-    @property  # type: ignore[override]
-    def param_groups(self) -> list[dict[str, Any]]:
-        return [group for _, optimizer in self._optims for group in optimizer.param_groups]
-
-    def step(self, closure: Any = None) -> None:  # type: ignore[override]
-        for _, optimizer in self._optims:
-            optimizer.step()
-
-
-def test_defect_2_container_with_optims() -> None:
-    model = small_model()
-    first = torch.optim.SGD(model[0].parameters(), lr=1.0)
-    second = torch.optim.Adam([{"params": [model[2].weight]}, {"params": [model[2].bias]}], lr=1.0)
-    combined = ContainerOfOptimizers([("first", first), ("second", second)])
-    schedules = {"a": LearningRate(constant=0.1), "b": RAMP_COSINE, "c": LearningRate(constant=0.3)}
-    scheduler = LRShim(combined, schedules)
-    for step in range(1, 4):
-        combined.step()
-        scheduler.step()
-        assert first.param_groups[0]["lr"] == 0.1
-        assert second.param_groups[0]["lr"] == compute_lr(RAMP_COSINE, step)
-        assert second.param_groups[1]["lr"] == 0.3
-    with pytest.raises(
-        ValueError, match=r"3 param groups but lr_dict has 2 schedules \(groups named: a, b\)"
-    ):
-        LRShim(combined, {"a": LearningRate(constant=0.1), "b": RAMP_COSINE})
-
-
 def test_defect_3_no_verbose_and_no_warnings() -> None:
     model = small_model()
     with warnings.catch_warnings():
@@ -240,133 +197,3 @@ def test_defect_8_bad_learning_rates_rejected(value: float) -> None:
     with pytest.raises(ValueError):
         LinearRampToConstant(learning_rate=value, num_ramp_steps=3)
     assert LearningRate(constant=0.0).constant == 0.0
-
-
-# ---------------------------------------------------------------- the LRShim contract
-
-
-def test_step_numbering_matches_compute_lr() -> None:
-    model = small_model()
-    optimizer, scheduler = build_optimizer(
-        model, OptimizerConfig(adam=AdamConfig(), learning_rate=RAMP_COSINE)
-    )
-    assert optimizer.param_groups[0]["lr"] == compute_lr(RAMP_COSINE, 0) == 0.0
-    for k in range(1, 40):
-        train_step(model, optimizer, k)
-        scheduler.step()
-        expected = compute_lr(RAMP_COSINE, k)
-        assert optimizer.param_groups[0]["lr"] == expected
-        assert scheduler.get_last_lr() == [expected]
-        assert scheduler.last_epoch == k
-
-
-def test_group_count_mismatch_names_both_counts() -> None:
-    optimizer = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.ones(1))]}] * 1, lr=0.1)
-    with pytest.raises(
-        ValueError, match=r"1 param groups but lr_dict has 2 schedules \(groups named: x, y\)"
-    ):
-        LRShim(optimizer, {"x": LearningRate(constant=0.1), "y": LearningRate(constant=0.2)})
-
-
-def test_tensor_lr_is_filled_in_place_and_float_stays_float() -> None:
-    tensor_param, float_param = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
-    lr_tensor = torch.tensor(0.5)
-    optimizer = torch.optim.Adam(
-        [{"params": [tensor_param], "lr": lr_tensor}, {"params": [float_param], "lr": 0.5}], lr=0.5
-    )
-    scheduler = LRShim(optimizer, {"tensor": RAMP_COSINE, "float": RAMP_COSINE})
-    for k in range(1, 8):
-        scheduler.step()
-        assert optimizer.param_groups[0]["lr"] is lr_tensor
-        assert lr_tensor.item() == pytest.approx(compute_lr(RAMP_COSINE, k), rel=1e-7)
-        assert type(optimizer.param_groups[1]["lr"]) is float
-        assert optimizer.param_groups[1]["lr"] == compute_lr(RAMP_COSINE, k)
-
-
-def test_state_dict_is_plain_data() -> None:
-    _, scheduler = build_optimizer(
-        small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.1), learning_rate=RAMP_COSINE)
-    )
-    for _ in range(3):
-        scheduler.step()
-    buffer = io.BytesIO()
-    torch.save(scheduler.state_dict(), buffer)
-    buffer.seek(0)
-    loaded = torch.load(buffer, weights_only=True)
-    _, other = build_optimizer(
-        small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.1), learning_rate=RAMP_COSINE)
-    )
-    other.load_state_dict(loaded)
-    assert other.last_epoch == 3 and other.get_last_lr() == [compute_lr(RAMP_COSINE, 3)]
-
-
-def test_loading_another_schedule_is_an_error() -> None:
-    _, scheduler = build_optimizer(
-        small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.1), learning_rate=RAMP_COSINE)
-    )
-    _, other = build_optimizer(small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.2)))
-    with pytest.raises(
-        ValueError, match=r"group 'default': \{'linear_ramp_to_cosine'.* in the checkpoint, .*0.2"
-    ):
-        other.load_state_dict(scheduler.state_dict())
-
-
-@pytest.mark.parametrize("load_scheduler_first", [True, False])
-@pytest.mark.parametrize(
-    "config",
-    [
-        OptimizerConfig(adam=AdamConfig(), learning_rate=RAMP_COSINE),
-        OptimizerConfig(sgd=SgdConfig(lr=0.05, momentum=0.9), learning_rate=RAMP_COSINE),
-        OptimizerConfig(adagrad=AdagradConfig(lr=0.05)),
-    ],
-)
-def test_resume_is_bit_identical(config: OptimizerConfig, load_scheduler_first: bool) -> None:
-    total, cut = 24, 11
-    model = small_model()
-    optimizer, scheduler = build_optimizer(model, config)
-    for step in range(total):
-        train_step(model, optimizer, step)
-        scheduler.step()
-    expected_params = [p.detach().clone() for p in model.parameters()]
-    expected_lr = optimizer.param_groups[0]["lr"]
-
-    model = small_model()
-    optimizer, scheduler = build_optimizer(model, config)
-    for step in range(cut):
-        train_step(model, optimizer, step)
-        scheduler.step()
-    buffer = io.BytesIO()
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-        },
-        buffer,
-    )
-    del model, optimizer, scheduler
-
-    buffer.seek(0)
-    checkpoint = torch.load(buffer, weights_only=True)
-    model = small_model(seed=123)  # different initial weights: everything must come from the checkpoint
-    optimizer, scheduler = build_optimizer(model, config)
-    model.load_state_dict(checkpoint["model"])
-    if load_scheduler_first:
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-    else:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-    assert optimizer.param_groups[0]["lr"] == compute_lr(config.schedule(), cut)
-    for step in range(cut, total):
-        train_step(model, optimizer, step)
-        scheduler.step()
-    for got, want in zip(model.parameters(), expected_params, strict=True):
-        assert torch.equal(got, want)
-    assert optimizer.param_groups[0]["lr"] == expected_lr
-
-
-def test_step_with_epoch_is_refused() -> None:
-    _, scheduler = build_optimizer(small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.1)))
-    with pytest.raises(TypeError, match="takes no epoch"):
-        scheduler.step(5)  # type: ignore[arg-type]

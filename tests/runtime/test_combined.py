@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import pickle
 from typing import Any
 
 import pytest
 import torch
 from tests.group_models import TowerModel, parameters_equal, round_trip, tower_batch, train
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from tml.optimizers import CombinedOptimizer, LRShim, OptimizerConfig, build_optimizer, compute_lr
 
@@ -185,3 +187,66 @@ def test_a_deep_copy_has_the_same_groups_on_its_own_parameters() -> None:
     assert [group["name"] for group in clone.param_groups] == ["liked", "embeddings", "default"]
     assert clone.param_groups[0]["params"][0] is not optimizer.param_groups[0]["params"][0]
     assert repr(clone) == "CombinedOptimizer(Adam(liked), SGD(embeddings), AdamW(default))"
+
+
+def test_a_copy_steps_its_own_parameters_and_leaves_the_original() -> None:
+    # An LRShim is attached (torch's scheduler wraps the optimizer's step): the copies must not keep
+    # that wrapper, which steps the original.
+    model, optimizer, _ = build()
+    for clone in (copy.deepcopy(optimizer), pickle.loads(pickle.dumps(optimizer))):
+        assert [group["name"] for group in clone.param_groups] == ["liked", "embeddings", "default"]
+        assert [type(child) for child in clone.optimizers] == [type(child) for child in optimizer.optimizers]
+        assert [group["lr"] for group in clone.param_groups] == [
+            group["lr"] for group in optimizer.param_groups
+        ]
+        before = [p.detach().clone() for p in model.parameters()]
+        clone_params = [p for group in clone.param_groups for p in group["params"]]
+        embeddings = clone.param_groups[1]["params"][0]
+        embeddings_before = embeddings.detach().clone()
+        for parameter in clone_params:
+            parameter.grad = torch.ones_like(parameter)
+        clone.step()
+        assert all(torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+        assert torch.equal(embeddings, embeddings_before - 0.1)  # SGD at lr 0.1, gradient 1
+        assert len(clone.state) == len(clone_params)  # every child took its step
+    assert not optimizer.state  # the original was never stepped
+
+
+def test_step_runs_the_hooks_of_the_combined_optimizer_and_the_global_ones() -> None:
+    model, optimizer, _ = build()
+    calls: list[str] = []
+    optimizer.register_step_pre_hook(lambda opt, args, kwargs: calls.append(f"pre {type(opt).__name__}"))
+    optimizer.register_step_post_hook(lambda opt, args, kwargs: calls.append(f"post {type(opt).__name__}"))
+    for child in optimizer.optimizers:
+        child.register_step_post_hook(lambda opt, args, kwargs: calls.append(f"child {type(opt).__name__}"))
+    global_handle = register_optimizer_step_post_hook(
+        lambda opt, args, kwargs: calls.append(f"global {type(opt).__name__}")
+    )
+    try:
+        (model(tower_batch(0)) ** 2).mean().backward()
+        optimizer.step()
+    finally:
+        global_handle.remove()
+    assert calls == [
+        "pre CombinedOptimizer",
+        "child Adam",
+        "global Adam",
+        "child SGD",
+        "global SGD",
+        "child AdamW",
+        "global AdamW",
+        "post CombinedOptimizer",
+        "global CombinedOptimizer",
+    ]
+
+
+def test_a_checkpoint_with_other_group_sizes_is_refused() -> None:
+    _, optimizer, _ = build()
+    state = optimizer.state_dict()
+    assert state["format"] == "tml.combined/1"
+    assert {name: sorted(entry) for name, entry in state["groups"].items()} == {
+        name: ["num_params", "param_group", "state"] for name in ["liked", "embeddings", "default"]
+    }
+    state["groups"]["embeddings"]["num_params"] = 2
+    with pytest.raises(ValueError, match=r"group 'embeddings' has 2 parameters in the checkpoint, 1 here"):
+        optimizer.load_state_dict(state)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +26,9 @@ class CombinedOptimizer(torch.optim.Optimizer):
       "state": {index in the group: per-parameter state}}}}``. ``load_state_dict`` checks that the
       names and group sizes match.
     - ``add_param_group`` is refused: the groups come from the config.
+    - Its own step pre/post hooks (and torch's global ones) run around ``step()``, as for any
+      optimizer; each child's run around that child's step. Pickled or copied, it holds copies of
+      the children and their state; hooks are not copied (as for torch's optimizers).
 
     Args:
       optimizers: the children, each a torch optimizer whose groups carry a ``"name"``.
@@ -33,19 +36,15 @@ class CombinedOptimizer(torch.optim.Optimizer):
         same relative order.
     """
 
+    optimizers: list[torch.optim.Optimizer]
+    """The children, as given."""
+    _order: list[tuple[int, int]]
+    """Per group in rule order: (index of its child, index of the group in the child)."""
+
     def __init__(self, optimizers: Sequence[torch.optim.Optimizer], order: Sequence[str]) -> None:
-        # Optimizer.__init__ would set param_groups and state itself; set up what it sets otherwise.
-        self.defaults: dict[str, Any] = {}
-        self._optimizer_step_pre_hooks = OrderedDict()
-        self._optimizer_step_post_hooks = OrderedDict()
-        self._optimizer_state_dict_pre_hooks = OrderedDict()
-        self._optimizer_state_dict_post_hooks = OrderedDict()
-        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
-        self._optimizer_load_state_dict_post_hooks = OrderedDict()
-        self._patch_step_function()  # step() runs the step pre/post hooks, like any optimizer's
-        self.optimizers = list(optimizers)
+        children = list(optimizers)
         located: dict[str, tuple[int, int]] = {}
-        for child_index, child in enumerate(self.optimizers):
+        for child_index, child in enumerate(children):
             for group_index, group in enumerate(child.param_groups):
                 name = group.get("name")
                 if not isinstance(name, str) or name in located:
@@ -53,8 +52,13 @@ class CombinedOptimizer(torch.optim.Optimizer):
                 located[name] = (child_index, group_index)
         if sorted(located) != sorted(order):
             raise ValueError(f"order {list(order)} does not list the groups {list(located)}")
-        self._order = [located[name] for name in order]
-        self._names = list(order)
+        # Optimizer.__init__ does not fit: it adds the groups through add_param_group (refused here)
+        # and assigns param_groups and state (views of the children here). Everything else an
+        # optimizer has (its hooks; a step() that runs them) is what torch's Optimizer.__setstate__
+        # sets up for an unpickled optimizer, from our own state: the children and the order.
+        super().__setstate__(
+            {"defaults": {}, "optimizers": children, "_order": [located[name] for name in order]}
+        )
 
     @property
     def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
@@ -108,7 +112,7 @@ class CombinedOptimizer(torch.optim.Optimizer):
                     },
                     "num_params": len(saved_group["params"]),
                 }
-        return {"format": _STATE_FORMAT, "groups": {name: groups[name] for name in self._names}}
+        return {"format": _STATE_FORMAT, "groups": {name: groups[name] for name in self._names()}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a ``state_dict()`` of a combined optimizer with the same groups.
@@ -122,8 +126,8 @@ class CombinedOptimizer(torch.optim.Optimizer):
                 "into an optimizer whose groups use different algorithms)"
             )
         saved = state_dict["groups"]
-        if list(saved) != self._names:
-            raise ValueError(f"the checkpoint has the groups {list(saved)}, this optimizer {self._names}")
+        if list(saved) != self._names():
+            raise ValueError(f"the checkpoint has the groups {list(saved)}, this optimizer {self._names()}")
         for child in self.optimizers:
             child_state: dict[Any, Any] = {}
             child_groups = []
@@ -143,11 +147,13 @@ class CombinedOptimizer(torch.optim.Optimizer):
             child.load_state_dict({"state": child_state, "param_groups": child_groups})
 
     def __getstate__(self) -> dict[str, Any]:
-        # Optimizer's version saves param_groups and state, which here are views of the children.
-        return self.__dict__.copy()
+        # As torch's optimizers, only the state is pickled (no hooks, no wrapper an LR scheduler put
+        # on step): the children, each pickled as a torch optimizer, and the order. Optimizer's own
+        # __setstate__ then sets up the rest, as in __init__.
+        return {"defaults": self.defaults, "optimizers": self.optimizers, "_order": self._order}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+    def _names(self) -> list[str]:
+        return [group["name"] for group in self.param_groups]
 
     def __repr__(self) -> str:
         children = ", ".join(

@@ -33,6 +33,8 @@ class LRShim(LRScheduler):
     any step and after any resume. A group whose ``lr`` is a tensor is updated in place (``fill_``),
     a float ``lr`` stays a float. The groups are re-read from ``optimizer.param_groups`` at every
     write, so a later ``optimizer.load_state_dict`` (which replaces the group dicts) is followed.
+    Each distinct schedule config is compiled once (``compile_schedule``) and evaluated once per
+    write, however many groups share it.
 
     The position depends on ``schedule_position``:
 
@@ -105,83 +107,80 @@ class LRShim(LRScheduler):
         self.group_names = list(self.lr_dict)
         self.lr_multipliers = {name: float(multipliers.get(name, 1.0)) for name in self.group_names}
         self.schedule_position = schedule_position
-        # Groups that share a schedule config evaluate it once per step (the usual case: most groups
-        # follow the default schedule); each group then applies its multiplier.
-        slots: dict[str, int] = {}
-        self._slots = [slots.setdefault(config.model_dump_json(), len(slots)) for config in lr_dict.values()]
-        configs = list(lr_dict.values())
-        first_of_slot = {slot: configs[index] for index, slot in reversed(list(enumerate(self._slots)))}
-        self._unique_functions = [compile_schedule(first_of_slot[slot]) for slot in range(len(slots))]
-        self._group_multipliers = [self.lr_multipliers[name] for name in self.group_names]
-        self._lr_functions = [
-            _scaled(self._unique_functions[slot], multiplier)
-            for slot, multiplier in zip(self._slots, self._group_multipliers, strict=True)
-        ]
-        self._all_multipliers_one = all(multiplier == 1.0 for multiplier in self._group_multipliers)
-        self._unique_values: list[float] = []
-        self._started = False
-        super().__init__(optimizer, last_epoch)
+        # The derived state, all a write needs: one compiled closure per distinct schedule config
+        # (groups usually share the default one, evaluated once per step), then one (closure,
+        # multiplier) per distinct scaled pair, and per group the index of its value among those.
+        schedule_of: dict[str, int] = {}
+        self._schedules: list[Callable[[int], float]] = []
+        pairs = []  # per group: (index of its schedule, multiplier)
+        for name, config in self.lr_dict.items():
+            key = config.model_dump_json()
+            if key not in schedule_of:
+                schedule_of[key] = len(self._schedules)
+                self._schedules.append(compile_schedule(config))
+            pairs.append((schedule_of[key], self.lr_multipliers[name]))
+        value_of = {(index, 1.0): index for index in range(len(self._schedules))}
+        self._scaled = [pair for pair in dict.fromkeys(pairs) if pair not in value_of]
+        value_of.update((pair, len(self._schedules) + offset) for offset, pair in enumerate(self._scaled))
+        self._value_of_group = [value_of[pair] for pair in pairs]
+        super().__init__(optimizer, last_epoch)  # torch's initial step() writes the first LRs
         if schedule_position == "optimizer_steps":
-            self._hook = optimizer.register_step_post_hook(_count_optimizer_step(weakref.ref(self)))
-            weakref.finalize(self, self._hook.remove)
+            handle = optimizer.register_step_post_hook(_count_optimizer_step(weakref.ref(self)))
+            weakref.finalize(self, handle.remove)
 
     def step(self, epoch: int | None = None) -> None:
         """Advance the schedule by one step (``scheduler_steps``) and write every group's LR.
 
         With ``schedule_position="optimizer_steps"`` the position follows the optimizer's steps
-        instead; this call only writes the LRs of the current position again.
+        instead; this call only writes the LRs of the current position again (torch's initial call,
+        from the constructor, still moves a new run from -1 to 0).
         """
         if epoch is not None:
             raise TypeError(
                 "LRShim.step() takes no epoch: the position is the number of step() calls "
                 "(restore a position with load_state_dict)"
             )
-        if self.schedule_position == "scheduler_steps" or not self._started:
+        if self.schedule_position == "scheduler_steps" or self._step_count == 0:
             self._step_count += 1
             self.last_epoch += 1
-            self._started = True
         self._write_lrs()
 
     def _optimizer_stepped(self) -> None:
         self.last_epoch += 1
         self._write_lrs()
 
+    def _values(self, step: int) -> list[float]:
+        """The value of every distinct schedule at ``step``, then of every distinct scaled pair."""
+        values = [lr_at(step) for lr_at in self._schedules]
+        for index, multiplier in self._scaled:
+            values.append(multiplier * values[index])
+        return values
+
     def _write_lrs(self) -> None:
-        step = self.last_epoch
-        unique = [lr_at(step) for lr_at in self._unique_functions]
-        self._unique_values = unique
-        groups = self.optimizer.param_groups
+        """Write the LRs of position ``last_epoch`` into the optimizer's current groups."""
+        values = self._values(self.last_epoch)
         # The lengths were checked at construction; zip(strict=True) costs per step.
-        if self._all_multipliers_one:
-            for group, slot in zip(groups, self._slots, strict=False):
-                value = unique[slot]
-                if type(group["lr"]) is float:  # isinstance(, Tensor) goes through torch's slow metaclass
-                    group["lr"] = value
-                else:
-                    _write_lr(group, value)
-            return
-        for group, slot, multiplier in zip(groups, self._slots, self._group_multipliers, strict=False):
-            value = unique[slot] if multiplier == 1.0 else multiplier * unique[slot]
-            if type(group["lr"]) is float:
+        for group, index in zip(self.optimizer.param_groups, self._value_of_group, strict=False):
+            value = values[index]
+            if type(group["lr"]) is float:  # isinstance(, Tensor) goes through torch's slow metaclass
                 group["lr"] = value
             else:
                 _write_lr(group, value)
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
-        """The learning rate of every group at the current step (closed form, no side effect)."""
-        return [lr_at(self.last_epoch) for lr_at in self._lr_functions]
+        """The learning rate of every group at the current position (closed form, no side effect)."""
+        values = self._values(self.last_epoch)
+        return [values[index] for index in self._value_of_group]
 
     _get_closed_form_lr = get_lr
 
     def get_last_lr(self) -> list[float]:  # type: ignore[override]
-        """The learning rates last written, one float per group (built on demand)."""
-        unique = self._unique_values
-        if not unique:
-            return []
-        return [
-            unique[slot] if multiplier == 1.0 else multiplier * unique[slot]
-            for slot, multiplier in zip(self._slots, self._group_multipliers, strict=True)
-        ]
+        """The learning rates last written, one float per group.
+
+        Every write is of the current position's closed-form values, so they are computed again here
+        rather than kept.
+        """
+        return self.get_lr()
 
     def state_dict(self) -> dict[str, Any]:
         """The step plus what identifies the schedules: plain data, loadable with ``weights_only``."""
@@ -194,24 +193,48 @@ class LRShim(LRScheduler):
             "schedules": self._schedule_records(),
         }
 
+    def state_differences(self, state_dict: Mapping[str, Any], *, schedules: bool = True) -> list[str]:
+        """What differs between a saved ``state_dict()`` and this scheduler; empty if it fits.
+
+        Only what :meth:`load_state_dict` checks is compared: the format, the group names (in order)
+        and, unless ``schedules`` is false, each group's schedule and multiplier. The position is not
+        compared: it is what a checkpoint restores.
+
+        Args:
+          state_dict: a state saved by :meth:`state_dict` (of this or another run).
+          schedules: compare the schedules too; false when only the groups must match (a resume that
+            restarts the schedule).
+
+        Returns:
+          One line per difference, e.g. ``"groups ['a'] in the checkpoint, ['b'] here"`` (then nothing
+          else is compared) or ``"group 'a': {'constant': 0.1} in the checkpoint, {'constant': 0.2}
+          here"``.
+        """
+        not_a_state = _not_an_lr_shim_state(state_dict)
+        if not_a_state:
+            return [not_a_state]
+        names = state_dict.get("group_names")
+        if names != self.group_names:
+            return [f"groups {names} in the checkpoint, {self.group_names} here"]
+        if not schedules:
+            return []
+        return [
+            f"group {name!r}: {saved} in the checkpoint, {mine} here"
+            for name, saved, mine in zip(
+                names, state_dict["schedules"], self._schedule_records(), strict=True
+            )
+            if saved != mine
+        ]
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the step and write its learning rates into the groups.
 
         Raises:
-          ValueError: the state was saved by a scheduler with other groups or other schedules.
+          ValueError: the state is not an LRShim's, or was saved by a scheduler with other groups or
+            other schedules (the message lists :meth:`state_differences`).
         """
-        if state_dict.get("format") != _STATE_FORMAT:
-            raise ValueError(
-                f"not an LRShim state (format {state_dict.get('format')!r}, expected {_STATE_FORMAT})"
-            )
-        differences = self._differences(state_dict["group_names"], state_dict["schedules"])
-        if differences:
-            raise ValueError(
-                "the checkpoint's schedules differ from this scheduler's: " + "; ".join(differences)
-            )
-        self.last_epoch = int(state_dict["last_epoch"])
-        self._step_count = int(state_dict["step_count"])
-        self._write_lrs()
+        self._refuse_if_different(state_dict, schedules=True)
+        self._move_to(int(state_dict["last_epoch"]), int(state_dict["step_count"]))
 
     def restart_from(self, state_dict: dict[str, Any], step: int = 0) -> None:
         """Take a state saved with other schedules: check its groups, then put the schedule at ``step``.
@@ -225,24 +248,24 @@ class LRShim(LRScheduler):
         """
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
-        names = state_dict.get("group_names")
-        if state_dict.get("format") != _STATE_FORMAT or names != self.group_names:
-            raise ValueError(
-                f"the checkpoint's groups differ from this scheduler's: groups {names} in the checkpoint, "
-                f"{self.group_names} here"
-            )
-        self.last_epoch = step
-        self._step_count = step + 1
-        self._write_lrs()
+        self._refuse_if_different(state_dict, schedules=False)
+        self._move_to(step, step + 1)
 
-    def _differences(self, names: list[str], schedules: list[dict[str, Any]]) -> list[str]:
-        if names != self.group_names:
-            return [f"groups {names} in the checkpoint, {self.group_names} here"]
-        return [
-            f"group {name!r}: {saved} in the checkpoint, {mine} here"
-            for name, saved, mine in zip(names, schedules, self._schedule_records(), strict=True)
-            if saved != mine
-        ]
+    def _refuse_if_different(self, state_dict: Mapping[str, Any], *, schedules: bool) -> None:
+        not_a_state = _not_an_lr_shim_state(state_dict)
+        if not_a_state:
+            raise ValueError(not_a_state)
+        differences = self.state_differences(state_dict, schedules=schedules)
+        if differences:
+            compared = "schedules" if schedules else "groups"
+            raise ValueError(
+                f"the checkpoint's {compared} differ from this scheduler's: " + "; ".join(differences)
+            )
+
+    def _move_to(self, last_epoch: int, step_count: int) -> None:
+        self.last_epoch = last_epoch
+        self._step_count = step_count
+        self._write_lrs()
 
     def _schedule_records(self) -> list[dict[str, Any]]:
         # Unset keys are left out, so adding a schedule kind to LearningRate changes no record; a
@@ -256,6 +279,12 @@ class LRShim(LRScheduler):
         return records
 
 
+def _not_an_lr_shim_state(state_dict: Mapping[str, Any]) -> str | None:
+    if state_dict.get("format") == _STATE_FORMAT:
+        return None
+    return f"not an LRShim state (format {state_dict.get('format')!r}, expected {_STATE_FORMAT})"
+
+
 def _write_lr(group: dict[str, Any], value: float) -> None:
     """Write ``value`` into a group whose ``lr`` is not a float: a tensor in place, else replaced."""
     current = group["lr"]
@@ -263,12 +292,6 @@ def _write_lr(group: dict[str, Any], value: float) -> None:
         current.fill_(value)
     else:
         group["lr"] = value
-
-
-def _scaled(lr_at: Callable[[int], float], multiplier: float) -> Callable[[int], float]:
-    if multiplier == 1.0:
-        return lr_at
-    return lambda step: multiplier * lr_at(step)
 
 
 def _count_optimizer_step(
