@@ -59,8 +59,9 @@ def cosine_anneal(start: float, span: float, begin: float, end: float, ops: Ops)
         span: float = span,
         height: float = begin - end,
         end: float = end,
+        half_pi: float = HALF_PI,
     ) -> Number:
-        wave = sin((1.0 - (t - start) / span) * HALF_PI)
+        wave = sin((1.0 - (t - start) / span) * half_pi)
         return wave * wave * height + end
 
     return anneal
