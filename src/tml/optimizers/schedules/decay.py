@@ -258,8 +258,7 @@ def cosine_decay(config: CosineDecay, ops: Ops) -> Closure:
       >>> [round(compute_lr(schedule, step), 12) for step in (0, 1, 2, 7, 12, 10**12)]
       [0.0, 0.5, 1.0, 0.55, 0.1, 0.1]
     """
-    final, steps = config.final_learning_rate, config.decay_steps
-    return ops.piecewise([steps], [cosine_anneal(0, steps, config.learning_rate, final, ops), final])
+    return cosine_anneal(0, config.decay_steps, config.learning_rate, config.final_learning_rate, ops)
 
 
 @register_schedule(
@@ -393,19 +392,20 @@ def inverse_sqrt(config: InverseSqrt, ops: Ops) -> Closure:
 
 
 def _decay_curve(config: WarmupStableDecay, ops: Ops) -> Closure:
-    """The decay of :class:`WarmupStableDecay` over its ``decay_steps``, by ``decay_shape``."""
+    """The decay of :class:`WarmupStableDecay` by ``decay_shape``, held at the end after ``decay_steps``."""
     peak, final, steps, sqrt = config.learning_rate, config.final_learning_rate, config.decay_steps, ops.sqrt
     amplitude = peak - final
     if config.decay_shape == "cosine":
         return cosine_anneal(0, steps, peak, final, ops)
-    if config.decay_shape == "linear":
-        return lambda t: (1.0 - t / steps) * amplitude + final
+
+    def straight(t: Number) -> Number:
+        return (1.0 - t / steps) * amplitude + final
 
     def one_minus_sqrt(t: Number) -> Number:
         progress = t / steps
         return (1.0 - progress) / (sqrt(progress) + 1.0) * amplitude + final
 
-    return one_minus_sqrt
+    return ops.piecewise([steps], [straight if config.decay_shape == "linear" else one_minus_sqrt, final])
 
 
 @register_schedule(
@@ -437,5 +437,5 @@ def warmup_stable_decay(config: WarmupStableDecay, ops: Ops) -> Closure:
       >>> [compute_lr(schedule, step) for step in (0, 1, 2, 5, 6, 7, 10, 10**12)]
       [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
     """
-    decay = ops.piecewise([config.decay_steps], [_decay_curve(config, ops), config.final_learning_rate])
+    decay = _decay_curve(config, ops)
     return ops.join([0, config.stable_steps], [config.learning_rate, decay]) if config.stable_steps else decay

@@ -43,14 +43,21 @@ def half_cosine(sin: Callable[[Number], Number], progress: Number) -> Number:
     return wave * wave
 
 
-def cosine_anneal(start: float, span: float, begin: float, end: float, ops: Ops) -> Closure:
-    """The piece ``t -> end + (begin - end) * half_cosine((t - start) / span)``: a half cosine from
-    ``begin`` at step ``start`` to ``end`` at ``start + span``.
+def cosine_anneal(
+    start: float, span: float, begin: float, end: float, ops: Ops, *, before: Piece | None = None
+) -> Closure:
+    """A half cosine from ``begin`` at step ``start`` to ``end`` at ``start + span``, then ``end``;
+    before ``start``, the piece ``before`` (if given; else the cosine is never asked there).
 
-    The same operations as :func:`half_cosine`, written out in the closure: this piece is what
-    ``LRShim.step()`` runs at most steps of the common schedules, and one call fewer per step counts
-    there. Its constants are bound as default arguments (fast locals).
+    The value is ``end + (begin - end) * half_cosine((t - start) / span)``, with the operations of
+    :func:`half_cosine` written out: it is what ``LRShim.step()`` runs at most steps of the common
+    schedules, so it is one closure that holds its constants as default arguments (fast locals)
+    and, on the scalar backend, checks its own range first, so a step costs one call, as a
+    hand-written closure would. On the tensor backend the same closure runs unguarded, each of the
+    three pieces on its own steps (:meth:`TensorOps.piecewise`).
     """
+    stop, scalar = start + span, isinstance(ops, ScalarOps)
+    first = _as_closures([before])[0] if before is not None else _constant(begin)
 
     def anneal(
         t: Number,
@@ -60,11 +67,24 @@ def cosine_anneal(start: float, span: float, begin: float, end: float, ops: Ops)
         height: float = begin - end,
         end: float = end,
         half_pi: float = HALF_PI,
+        guarded: bool = scalar,
+        stop: float = stop,
+        lower: float = start if before is not None else -math.inf,
+        before: Closure = first,
     ) -> Number:
+        if guarded:
+            if t >= stop:
+                return end
+            if t < lower:
+                return before(t)
         wave = sin((1.0 - (t - start) / span) * half_pi)
         return wave * wave * height + end
 
-    return anneal
+    if scalar:
+        return anneal
+    if before is None:
+        return ops.piecewise([stop], [anneal, end])
+    return ops.piecewise([start, stop], [before, anneal, end])
 
 
 def cycle_start(index: int, first_cycle_steps: int, multiplier: int) -> int:

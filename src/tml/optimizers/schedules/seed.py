@@ -178,4 +178,4 @@ def linear_ramp_to_cosine(config: LinearRampToCosine, ops: Ops) -> Closure:
     def rising(t: Number, slope: float = slope) -> Number:
         return slope * t
 
-    return ops.piecewise([ramp, ramp + span], [rising, cosine_anneal(ramp, span, peak, final, ops), final])
+    return cosine_anneal(ramp, span, peak, final, ops, before=rising)
