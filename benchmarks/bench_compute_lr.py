@@ -24,7 +24,7 @@ import torch
 from tml.optimizers.schedules import SCHEDULES, LearningRate, compute_lr
 
 RATIO_TARGET = 10.0
-ABSOLUTE_TARGET_MS = 20.0
+ABSOLUTE_TARGET_MS = 60.0
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "constant": {"constant": 0.1},

@@ -306,7 +306,7 @@ def test_list_names_every_optimizer_and_schedule_kind() -> None:
     algorithm_keys = set(OptimizerConfig.field_groups("one_of")["optimizer"])
     assert schedule_keys | algorithm_keys <= first_cells
     for kind in SCHEDULES.values():
-        summary = (kind.formula.__doc__ or "").strip().splitlines()[0].replace("``", "`")
+        summary = (kind.make.__doc__ or "").strip().splitlines()[0].replace("``", "`")
         assert summary[:40] in result.stdout
 
 

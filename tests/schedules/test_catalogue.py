@@ -657,7 +657,7 @@ def test_every_learning_rate_key_has_a_registered_kind_of_its_type() -> None:
 
 @pytest.mark.parametrize("kind", sorted(SCHEDULES.values(), key=lambda k: k.key), ids=lambda k: k.key)
 def test_every_kind_documents_its_formula_with_a_doctest(kind: Any) -> None:
-    docstring = kind.formula.__doc__ or ""
+    docstring = kind.make.__doc__ or ""
     assert ".. math::" in docstring, f"{kind.key}: no formula in the docstring"
     assert "Examples:" in docstring, f"{kind.key}: no Examples section"
     examples = doctest.DocTestParser().get_examples(docstring)

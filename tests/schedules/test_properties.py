@@ -8,6 +8,7 @@ steps up to 10**12 stay finite and exact.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 from typing import Any
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from tml.optimizers.schedules import (
     SCHEDULES,
     LearningRate,
+    WarmupFields,
     compile_schedule,
     compute_lr,
     evaluate,
@@ -27,8 +29,7 @@ from tml.optimizers.schedules import (
     schedule_discontinuities,
     schedule_milestones,
 )
-from tml.optimizers.schedules.backend import TENSOR
-from tml.optimizers.schedules.warmup_config import WarmupFields
+from tml.optimizers.schedules.ops import TENSOR
 
 HUGE_STEP = 10**12
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -377,29 +378,22 @@ def test_warmup_is_a_monotone_ramp_onto_the_schedule(key: str, data: st.DataObje
         assert compute_lr(warmed, warmup_steps + step) == compute_lr(body, step)
 
 
-def test_the_common_kinds_and_every_warmup_have_a_fast_scalar_closure() -> None:
-    fast = {kind.key for kind in SCHEDULES.values() if kind.compile_scalar is not None}
-    expected = {
-        "constant",
-        "piecewise_constant",
-        "linear_ramp_to_constant",
-        "linear_ramp_to_cosine",
-        "sequence",
-    }
-    assert expected | set(WARMUP_KEYS) <= fast
+def test_every_kind_is_one_constructor_for_both_backends() -> None:
+    # Each kind is one make(config, ops), for the scalar closure and the vectorized path alike:
+    # no kind has a second, scalar-only copy of its formula.
+    for kind in SCHEDULES.values():
+        assert list(inspect.signature(kind.make).parameters)[1:] == ["ops"], kind.key
 
 
 @pytest.mark.parametrize("key", KIND_KEYS)
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_the_compiled_closure_equals_compute_lr(key: str, data: st.DataObject) -> None:
-    # Every registered kind (its fast closure, or the generic fallback), warmups and nested
+    # Every registered kind, warmups and nested
     # sequences included, at the boundary steps (milestones ± 1, 0, 1, huge) and at random steps.
     schedule = LearningRate.model_validate(data.draw(KIND_STRATEGIES[key]))
     lr_at = compile_schedule(schedule)
     for step in data.draw(steps_for(schedule)):
         value, expected = lr_at(step), compute_lr(schedule, step)
         assert type(value) is float
-        assert value == expected or math.isclose(value, expected, rel_tol=1e-15, abs_tol=0.0), (
-            f"step {step}: closure {value!r}, compute_lr {expected!r}"
-        )
+        assert value == expected, f"step {step}: closure {value!r}, compute_lr {expected!r}"

@@ -43,7 +43,7 @@ def optimizer_entries() -> list[Entry]:
 def schedule_entries() -> list[Entry]:
     """Every registered schedule kind, with the first line of its formula's docstring."""
     return [
-        Entry(kind.key, _config_name(config_class), first_line(kind.formula.__doc__))
+        Entry(kind.key, _config_name(config_class), first_line(kind.make.__doc__))
         for config_class, kind in SCHEDULES.items()
     ]
 

@@ -1,23 +1,15 @@
-"""Learning-rate schedules: configs, closed-form formulas and the registry that joins them."""
+"""Learning-rate schedules: one module per family, each holding its configs and their constructors.
 
-# Importing the kind modules registers their formulas.
-from tml.optimizers.schedules import (  # noqa: F401
-    composite_kinds,
-    cyclic_kinds,
-    decay_kinds,
-    scalar_closures,
-    seed_kinds,
-)
-from tml.optimizers.schedules.config import (
-    LearningRate,
-    LinearRampToConstant,
-    LinearRampToCosine,
-    PiecewiseConstant,
-    ScheduleSequence,
-    SequencePhase,
-)
-from tml.optimizers.schedules.cyclic_configs import CosineWithRestarts, Cyclic, OneCycle
-from tml.optimizers.schedules.decay_configs import (
+- :mod:`.seed`: the original four kinds (constant, piecewise_constant, the two linear ramps);
+- :mod:`.decay`: linear, piecewise_linear and the ``*_decay`` kinds, inverse_sqrt, WSD;
+- :mod:`.cyclic`: cosine_with_restarts, one_cycle, cyclic; :mod:`.sequence`: phases joined;
+- :mod:`.warmup`: the warmup primitive; :mod:`.learning_rate`: the ``LearningRate`` one-of;
+- :mod:`.ops`: the scalar and tensor arithmetic; :mod:`.registry`: the kinds by config class,
+  ``compile_schedule`` and ``compute_lr``.
+"""
+
+from tml.optimizers.schedules.cyclic import CosineWithRestarts, Cyclic, OneCycle
+from tml.optimizers.schedules.decay import (
     CosineDecay,
     ExponentialDecay,
     InverseSqrt,
@@ -27,6 +19,7 @@ from tml.optimizers.schedules.decay_configs import (
     PolynomialDecay,
     WarmupStableDecay,
 )
+from tml.optimizers.schedules.learning_rate import LearningRate
 from tml.optimizers.schedules.registry import (
     SCHEDULES,
     ScheduleKind,
@@ -35,11 +28,14 @@ from tml.optimizers.schedules.registry import (
     evaluate,
     register_schedule,
     schedule_bounds,
+    schedule_closure,
     schedule_discontinuities,
     schedule_kind,
     schedule_milestones,
 )
-from tml.optimizers.schedules.warmup_config import WarmupFields
+from tml.optimizers.schedules.seed import LinearRampToConstant, LinearRampToCosine, PiecewiseConstant
+from tml.optimizers.schedules.sequence import ScheduleSequence, SequencePhase
+from tml.optimizers.schedules.warmup import WarmupFields
 
 __all__ = [
     "SCHEDULES",
@@ -67,6 +63,7 @@ __all__ = [
     "evaluate",
     "register_schedule",
     "schedule_bounds",
+    "schedule_closure",
     "schedule_discontinuities",
     "schedule_kind",
     "schedule_milestones",

@@ -1,4 +1,11 @@
-"""The registry of schedule kinds, keyed by config class, and ``compute_lr`` which dispatches on it."""
+"""The registry of schedule kinds, keyed by config class, and the functions that dispatch on it.
+
+A kind is registered with its constructor ``make(config, ops) -> closure of the step`` (see
+:mod:`ops`). The same constructor serves the scalar path (:func:`compile_schedule`, what
+``LRShim.step()`` calls every step) and the vectorized one (:func:`compute_lr` on a tensor of
+steps). A kind whose config inherits :class:`WarmupFields` gets the warmup joined in front, here,
+once for every such kind.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +16,47 @@ from typing import Any, TypeVar, overload
 
 import torch
 
-from tml.optimizers.schedules.backend import SCALAR, TENSOR, Number, Ops
-from tml.optimizers.schedules.config import LearningRate
+from tml.optimizers.schedules.ops import SCALAR, TENSOR, Closure, Number, Ops
+from tml.optimizers.schedules.warmup import (
+    WarmupFields,
+    join_warmup,
+    warmup_bounds,
+    warmup_milestones,
+    warmup_shift,
+)
 
-Formula = Callable[[Any, Number, Ops], Number]
-FormulaT = TypeVar("FormulaT", bound=Formula)
+Make = Callable[[Any, Ops], Closure]
+MakeT = TypeVar("MakeT", bound=Make)
+
+
+def _no_discontinuity(_: Any) -> list[int]:
+    return []
 
 
 @dataclasses.dataclass(frozen=True)
 class ScheduleKind:
-    """One kind of schedule: its ``LearningRate`` key, config class, formula and metadata."""
+    """One kind of schedule: its ``LearningRate`` key, config class, constructor and metadata.
+
+    ``make``, ``bounds``, ``milestones`` and ``discontinuities`` are the kind's own, before the
+    warmup (when ``warms_up``); the functions of this module apply it.
+    """
 
     key: str
     config_class: type
-    formula: Formula
+    make: Make
+    """``make(config, ops)``: does the config work once and returns the closure of the step."""
     bounds: Callable[[Any], tuple[float, float]]
     """The least and greatest value the schedule takes over all steps ≥ 0."""
     milestones: Callable[[Any], list[int]]
     """The steps where the formula changes piece (phase ends), ascending; for a periodic schedule,
     those of its first cycles."""
-    discontinuities: Callable[[Any], list[int]]
+    discontinuities: Callable[[Any], list[int]] = _no_discontinuity
     """The milestones where the value jumps; the formula is continuous at every other one."""
-    compile_scalar: Callable[[Any], Callable[[int], float]] | None = None
-    """Optional: a fast closure of the step for one config (only the step's branch, numbers bound as
-    locals), equal to the formula on the scalar backend; used by :func:`compile_schedule`."""
 
-
-def _no_discontinuity(_: Any) -> list[int]:
-    return []
+    @property
+    def warms_up(self) -> bool:
+        """Whether the config has the warmup fields (:class:`WarmupFields`)."""
+        return issubclass(self.config_class, WarmupFields)
 
 
 SCHEDULES: dict[type, ScheduleKind] = {}
@@ -50,51 +70,78 @@ def register_schedule(
     bounds: Callable[[Any], tuple[float, float]],
     milestones: Callable[[Any], list[int]],
     discontinuities: Callable[[Any], list[int]] = _no_discontinuity,
-) -> Callable[[FormulaT], FormulaT]:
-    """Register ``formula(config, t, ops)`` as the schedule of ``LearningRate.<key>``.
+) -> Callable[[MakeT], MakeT]:
+    """Register ``make(config, ops)`` as the constructor of ``LearningRate.<key>``.
 
     ``bounds``, ``milestones`` and ``discontinuities`` are functions of the kind's config: see
     :class:`ScheduleKind`. The tests check every registered kind against them.
     """
 
-    def register(formula: FormulaT) -> FormulaT:
+    def register(make: MakeT) -> MakeT:
         if config_class in SCHEDULES:
             raise ValueError(f"a schedule is already registered for {config_class.__name__}")
-        SCHEDULES[config_class] = ScheduleKind(
-            key, config_class, formula, bounds, milestones, discontinuities
-        )
-        return formula
+        SCHEDULES[config_class] = ScheduleKind(key, config_class, make, bounds, milestones, discontinuities)
+        return make
 
     return register
 
 
-def set_scalar_compiler(config_class: type, compile_scalar: Callable[[Any], Callable[[int], float]]) -> None:
-    """Give the registered kind of ``config_class`` a fast scalar closure (see ``ScheduleKind``)."""
-    SCHEDULES[config_class] = dataclasses.replace(SCHEDULES[config_class], compile_scalar=compile_scalar)
-
-
-def schedule_kind(lr_config: LearningRate | Any) -> tuple[ScheduleKind, Any]:
+def schedule_kind(lr_config: Any) -> tuple[ScheduleKind, Any]:
     """The registry entry and kind config of a ``LearningRate`` (or of a kind config itself)."""
-    kind_config = lr_config.kind() if isinstance(lr_config, LearningRate) else lr_config
-    entry = SCHEDULES.get(type(kind_config))
+    entry = SCHEDULES.get(type(lr_config))
+    if entry is None and hasattr(lr_config, "kind"):  # a LearningRate: the config of its chosen key
+        lr_config = lr_config.kind()
+        entry = SCHEDULES.get(type(lr_config))
     if entry is None:
-        raise TypeError(f"no schedule is registered for {type(kind_config).__name__}")
-    return entry, kind_config
+        raise TypeError(f"no schedule is registered for {type(lr_config).__name__}")
+    return entry, lr_config
 
 
-def evaluate(lr_config: LearningRate | Any, t: Number, ops: Ops) -> Number:
-    """Evaluate a schedule on either backend; for formulas that nest other schedules."""
+def schedule_closure(lr_config: Any, ops: Ops) -> Closure:
+    """The closure of the step of a schedule on one backend (the warmup joined in front)."""
     entry, kind_config = schedule_kind(lr_config)
-    return entry.formula(kind_config, t, ops)
+    body = entry.make(kind_config, ops)
+    if not entry.warms_up or kind_config.warmup_steps == 0:
+        return body
+    at_zero = body(0) if ops is SCALAR else entry.make(kind_config, SCALAR)(0)
+    return join_warmup(kind_config, body, at_zero, ops)
+
+
+def compile_schedule(lr_config: Any) -> Callable[[int], float]:
+    """``compute_lr`` for one schedule as a closure of the step (``int`` ≥ 0, not checked).
+
+    The config work is done once, here; the closure evaluates only the step's piece.
+
+    Examples:
+      >>> from tml.optimizers.schedules import LearningRate
+      >>> lr_at = compile_schedule(LearningRate(constant=0.5))
+      >>> lr_at(0), lr_at(10**12)
+      (0.5, 0.5)
+    """
+    return schedule_closure(lr_config, SCALAR)
+
+
+def evaluate(lr_config: Any, t: Number, ops: Ops) -> Number:
+    """A schedule at ``t`` on either backend; on tensors ``t`` may hold fractional steps."""
+    value = schedule_closure(lr_config, ops)(t)
+    if isinstance(t, torch.Tensor):
+        return _full(value, t)
+    return value
+
+
+def _full(value: Number, t: torch.Tensor) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        return torch.full_like(t, value, dtype=torch.float64)
+    return value.to(torch.float64).expand(t.shape).contiguous()
 
 
 @overload
-def compute_lr(lr_config: LearningRate | Any, step: int) -> float: ...
+def compute_lr(lr_config: Any, step: int) -> float: ...
 @overload
-def compute_lr(lr_config: LearningRate | Any, step: torch.Tensor) -> torch.Tensor: ...
+def compute_lr(lr_config: Any, step: torch.Tensor) -> torch.Tensor: ...
 @overload
-def compute_lr(lr_config: LearningRate | Any, step: Any) -> Any: ...
-def compute_lr(lr_config: LearningRate | Any, step: Any) -> Any:
+def compute_lr(lr_config: Any, step: Any) -> Any: ...
+def compute_lr(lr_config: Any, step: Any) -> Any:
     """The learning rate of a schedule at an optimizer step, in closed form.
 
     Args:
@@ -112,19 +159,18 @@ def compute_lr(lr_config: LearningRate | Any, step: Any) -> Any:
       >>> [compute_lr(schedule, step) for step in (0, 5, 10, 11)]
       [0.0, 0.05, 0.1, 0.1]
     """
-    entry, kind_config = schedule_kind(lr_config)
     if isinstance(step, numbers.Integral) and not isinstance(step, bool):
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
-        return float(entry.formula(kind_config, int(step), SCALAR))
+        return float(compile_schedule(lr_config)(int(step)))
     if isinstance(step, torch.Tensor):
-        return _compute_on_tensor(entry, kind_config, step)
+        return _compute_on_tensor(lr_config, step)
     if type(step).__module__ == "numpy" and hasattr(step, "dtype"):
-        return _compute_on_tensor(entry, kind_config, torch.from_numpy(step)).numpy()
+        return _compute_on_tensor(lr_config, torch.from_numpy(step)).numpy()
     raise TypeError(f"step must be an int or a 1-D integer tensor or array, got {type(step).__name__}")
 
 
-def _compute_on_tensor(entry: ScheduleKind, kind_config: Any, steps: torch.Tensor) -> torch.Tensor:
+def _compute_on_tensor(lr_config: Any, steps: torch.Tensor) -> torch.Tensor:
     if (
         steps.ndim != 1
         or steps.dtype.is_floating_point
@@ -136,43 +182,25 @@ def _compute_on_tensor(entry: ScheduleKind, kind_config: Any, steps: torch.Tenso
         )
     if steps.numel() and int(steps.min()) < 0:
         raise ValueError(f"steps must be >= 0, got {int(steps.min())}")
-    t = steps.to(torch.float64)
-    values = entry.formula(kind_config, t, TENSOR)
-    if not isinstance(values, torch.Tensor):
-        values = torch.full_like(t, values)
-    return values.to(torch.float64).expand(t.shape).contiguous()
+    return evaluate(lr_config, steps.to(torch.float64), TENSOR)
 
 
-def compile_schedule(lr_config: LearningRate | Any) -> Callable[[int], float]:
-    """``compute_lr`` for one schedule as a closure of the step (``int`` ≥ 0, not checked).
-
-    The lookup is done once, here. The kind's ``compile_scalar`` closure is used when it has one
-    (equal values, evaluated faster); otherwise the generic formula on the scalar backend.
-    """
-    entry, kind_config = schedule_kind(lr_config)
-    if entry.compile_scalar is not None:
-        return entry.compile_scalar(kind_config)
-    formula = entry.formula
-
-    def lr_at(step: int) -> float:
-        return float(formula(kind_config, step, SCALAR))
-
-    return lr_at
-
-
-def schedule_bounds(lr_config: LearningRate | Any) -> tuple[float, float]:
+def schedule_bounds(lr_config: Any) -> tuple[float, float]:
     """The least and greatest learning rate the schedule takes."""
     entry, kind_config = schedule_kind(lr_config)
-    return entry.bounds(kind_config)
+    bounds = entry.bounds(kind_config)
+    return warmup_bounds(kind_config, bounds) if entry.warms_up else bounds
 
 
-def schedule_milestones(lr_config: LearningRate | Any) -> list[int]:
+def schedule_milestones(lr_config: Any) -> list[int]:
     """The steps at which the schedule changes phase, ascending."""
     entry, kind_config = schedule_kind(lr_config)
-    return entry.milestones(kind_config)
+    milestones = entry.milestones(kind_config)
+    return warmup_milestones(kind_config, milestones) if entry.warms_up else milestones
 
 
-def schedule_discontinuities(lr_config: LearningRate | Any) -> list[int]:
+def schedule_discontinuities(lr_config: Any) -> list[int]:
     """The milestones at which the schedule's value jumps, ascending."""
     entry, kind_config = schedule_kind(lr_config)
-    return entry.discontinuities(kind_config)
+    discontinuities = entry.discontinuities(kind_config)
+    return warmup_shift(kind_config, discontinuities) if entry.warms_up else discontinuities

@@ -1,23 +1,43 @@
-"""Warmup as a primitive: a linear ramp joined in front of any schedule body.
+"""Warmup as a primitive: its two config fields, and the join of a linear ramp in front of a schedule.
 
-A kind that warms up registers ``with_warmup(body)``; its bounds, milestones and discontinuities
-are wrapped the same way, so the warmup is written once, not copied into every formula.
+A kind whose config inherits :class:`WarmupFields` warms up; the registry applies :func:`join_warmup`
+(and widens the bounds and moves the milestones the same way) for every such kind, so the warmup is
+written once, not in every kind.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
+import pydantic
 
-from tml.optimizers.schedules.backend import SCALAR, Number, Ops
-from tml.optimizers.schedules.warmup_config import WarmupFields
-
-ConfigT = TypeVar("ConfigT", bound=WarmupFields)
-Body = Callable[[ConfigT, Number, Ops], Number]
+from tml.core.config import BaseConfig
+from tml.optimizers.fields import LearningRateValue, NonNegativeSteps
+from tml.optimizers.schedules.ops import Closure, Number, Ops
 
 
-def with_warmup(body: Body[ConfigT]) -> Body[ConfigT]:
+class WarmupFields(BaseConfig):
+    """``warmup_steps`` and ``warmup_start_learning_rate``, inherited by every kind that warms up."""
+
+    warmup_steps: NonNegativeSteps = pydantic.Field(
+        0,
+        description="Number of steps of a linear ramp from warmup_start_learning_rate up to the "
+        "schedule's value at its own step 0; the schedule then sees step - warmup_steps. 0: no warmup.",
+    )
+    warmup_start_learning_rate: LearningRateValue = pydantic.Field(
+        0.0, description="The learning rate at step 0 when warmup_steps > 0; only valid with a warmup."
+    )
+
+    @pydantic.field_validator("warmup_start_learning_rate")
+    @classmethod
+    def _start_needs_warmup(cls, start: float, info: pydantic.ValidationInfo) -> float:
+        if start != 0.0 and info.data.get("warmup_steps") == 0:
+            raise ValueError(
+                f"warmup_start_learning_rate applies only when warmup_steps > 0 (warmup_steps is 0), "
+                f"got {start}"
+            )
+        return start
+
+
+def join_warmup(config: WarmupFields, body: Closure, body_at_zero: float, ops: Ops) -> Closure:
     """``body`` preceded by a linear warmup of ``config.warmup_steps`` steps.
 
     .. math::
@@ -28,62 +48,38 @@ def with_warmup(body: Body[ConfigT]) -> Body[ConfigT]:
        \\end{cases}
 
     where ``s`` is the step, ``W`` is ``warmup_steps``, ``η_0`` is ``warmup_start_learning_rate`` and
-    ``b`` is the body; the value is continuous at ``s = W``. With ``W = 0`` this is ``b`` itself.
-    It is a join of the two pieces, so on a tensor each is evaluated only on the steps of its phase.
+    ``b`` is the body (``body_at_zero`` is ``b(0)``); the value is continuous at ``s = W``. With
+    ``W = 0`` this is ``b`` itself. It is a join, so on a tensor each phase runs only on its steps.
     """
+    warmup_steps = config.warmup_steps
+    if warmup_steps == 0:
+        return body
+    start = config.warmup_start_learning_rate
+    rise = body_at_zero - start
 
-    @functools.wraps(body)
-    def formula(config: ConfigT, step: Number, ops: Ops) -> Number:
-        warmup_steps = config.warmup_steps
-        if warmup_steps == 0:
-            return body(config, step, ops)
-        start = config.warmup_start_learning_rate
-        rise = body(config, 0, SCALAR) - start
+    def ramp(step: Number) -> Number:
+        return step / warmup_steps * rise + start
 
-        def ramp(ramp_step: Number) -> Number:
-            value = ramp_step / warmup_steps
-            value *= rise
-            value += start
-            return value
-
-        def after(body_step: Number) -> Number:
-            return body(config, body_step, ops)
-
-        return ops.join(step, [0, warmup_steps], [ramp, after])
-
-    return formula
+    return ops.join([0, warmup_steps], [ramp, body])
 
 
-def warmup_bounds(body_bounds: Callable[[Any], tuple[float, float]]) -> Callable[[Any], tuple[float, float]]:
+def warmup_bounds(config: WarmupFields, body_bounds: tuple[float, float]) -> tuple[float, float]:
     """The body's bounds widened to hold the warmup's start value."""
-
-    def bounds(config: WarmupFields) -> tuple[float, float]:
-        low, high = body_bounds(config)
-        if config.warmup_steps == 0:
-            return low, high
-        start = config.warmup_start_learning_rate
-        return min(low, start), max(high, start)
-
-    return bounds
+    low, high = body_bounds
+    if config.warmup_steps == 0:
+        return low, high
+    start = config.warmup_start_learning_rate
+    return min(low, start), max(high, start)
 
 
-def warmup_steps_shift(body_steps: Callable[[Any], list[int]]) -> Callable[[Any], list[int]]:
-    """The body's milestones (or discontinuities) moved by the warmup, without the warmup's end."""
-
-    def steps(config: WarmupFields) -> list[int]:
-        return [config.warmup_steps + step for step in body_steps(config)]
-
-    return steps
+def warmup_shift(config: WarmupFields, body_steps: list[int]) -> list[int]:
+    """The body's steps (milestones, discontinuities) moved by the warmup."""
+    return [config.warmup_steps + step for step in body_steps]
 
 
-def warmup_milestones(body_milestones: Callable[[Any], list[int]]) -> Callable[[Any], list[int]]:
+def warmup_milestones(config: WarmupFields, body_milestones: list[int]) -> list[int]:
     """The warmup's end followed by the body's milestones, moved by the warmup."""
-    shifted = warmup_steps_shift(body_milestones)
-
-    def milestones(config: WarmupFields) -> list[int]:
-        later = shifted(config)
-        if config.warmup_steps == 0:
-            return later
-        return sorted({config.warmup_steps, *later})
-
-    return milestones
+    later = warmup_shift(config, body_milestones)
+    if config.warmup_steps == 0:
+        return later
+    return sorted({config.warmup_steps, *later})
