@@ -35,6 +35,7 @@ from tml.optimizers.groups.assign import ParamGroup, assign_param_groups
 from tml.optimizers.optimizer import build_optimizer, get_optimizer_class
 from tml.optimizers.runtime.combined import CombinedOptimizer
 from tml.optimizers.runtime.lr_shim import LRShim
+from tml.optimizers.runtime.resume import ResumeError, ResumePolicy, ResumeWarning, load_optimizer_state
 from tml.optimizers.schedules import compile_schedule, compute_lr
 
 __all__ = [
@@ -61,6 +62,9 @@ __all__ = [
     "ParamGroupConfig",
     "PiecewiseConstant",
     "RAdamConfig",
+    "ResumeError",
+    "ResumePolicy",
+    "ResumeWarning",
     "RmspropConfig",
     "RpropConfig",
     "SGDConfig",
@@ -73,4 +77,5 @@ __all__ = [
     "get_optimizer_algorithm_config",
     "get_optimizer_class",
     "list_optimizers",
+    "load_optimizer_state",
 ]

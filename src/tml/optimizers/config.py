@@ -37,6 +37,7 @@ from tml.optimizers.groups.rules import (
     ParamGroupConfig,
     WeightDecayExclusions,
 )
+from tml.optimizers.runtime.resume import ResumePolicy
 from tml.optimizers.schedules import (
     CosineDecay,
     CosineWithRestarts,
@@ -119,6 +120,15 @@ class OptimizerConfig(AlgorithmChoice):
         "(torch's convention). 'optimizer_steps': it is the number of optimizer steps actually "
         "taken, so a step that AMP's GradScaler skips does not advance it, and scheduler.step() may "
         "be called any number of times per step.",
+    )
+    resume: ResumePolicy = pydantic.Field(
+        "strict",
+        description="What a load of a checkpoint does when it was saved with other hyperparameters "
+        "or schedules. 'strict': refuse it, listing what differs. 'config': this config's "
+        "hyperparameters and schedules win, the saved state (moments, step counts, position) is "
+        "kept, and what changed is reported once (a ResumeWarning). Another parameter set, shape or "
+        "algorithm class is refused either way. load_optimizer_state(policy=...), "
+        "load_checkpoint(policy=...) and tml-optim train --resume-policy override it.",
     )
     shard_optimizer_state: bool = pydantic.Field(
         False,

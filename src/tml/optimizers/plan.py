@@ -51,6 +51,8 @@ class OptimizerPlan:
     optimizers: tuple[PlannedOptimizer, ...]
     groups: tuple[ParamGroup, ...]
     schedule_position: str
+    resume_policy: str = "strict"
+    """The config's ``resume``: how a load treats a checkpoint saved with other hyperparameters."""
 
     def schedules(self) -> dict[str, LearningRate]:
         """Each group's schedule, in group order (``LRShim``'s ``lr_dict``)."""
@@ -88,6 +90,7 @@ def plan_optimizer(model: torch.nn.Module, config: OptimizerConfig) -> Optimizer
         optimizers=tuple(_plan_one(members) for members in by_key.values()),
         groups=tuple(groups),
         schedule_position=config.schedule_position,
+        resume_policy=config.resume,
     )
 
 

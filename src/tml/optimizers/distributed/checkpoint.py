@@ -41,6 +41,18 @@ from torch.distributed.optim import ZeroRedundancyOptimizer
 
 from tml.optimizers.runtime.combined import CombinedOptimizer
 from tml.optimizers.runtime.lr_shim import LRShim
+from tml.optimizers.runtime.resume import (
+    ResumeError,
+    ResumePolicy,
+    compare_records,
+    default_policy,
+    effective_policy,
+    judge,
+    resume_policy,
+    saved_records,
+    without_schedules,
+)
+from tml.optimizers.runtime.resume import differences as json_differences
 
 MANIFEST_NAME = "manifest.json"
 """The file that marks a checkpoint as complete; written last."""
@@ -49,6 +61,7 @@ MANIFEST_FORMAT = 1
 _MANIFEST_KEYS = frozenset(
     {"format", "step", "world_size", "files", "scheduler", "config", "groups", "shapes", "extra"}
 )
+"""The keys every manifest has; ``resume`` (the optimizer's group records) is newer, and optional."""
 
 SCHEDULE_KEYS = frozenset({"learning_rate", "lr"})
 """Config keys that only choose the schedule: with ``reset_schedule=True`` they may differ."""
@@ -179,6 +192,7 @@ def save_checkpoint(
             "scheduler": scheduler.state_dict(),
             "config": None if config is None else config.model_dump(mode="json", exclude_none=True),
             "groups": groups,
+            "resume": saved_records(optimizer_state["param_groups"]),
             "shapes": shapes,
             "extra": dict(extra or {}),
         }
@@ -248,12 +262,15 @@ def load_checkpoint(
     config: pydantic.BaseModel | None = None,
     reset_schedule: bool = False,
     schedule_step: int = 0,
+    policy: ResumePolicy | None = None,
 ) -> CheckpointInfo:
     """Restore model, optimizer and scheduler from a checkpoint; collective on every rank.
 
     Everything is checked before anything is loaded: the files (sizes and checksums, by rank 0),
-    the param groups (names and parameter names), the config (when given here and in the
-    checkpoint) and the schedules. On any mismatch every rank raises the same error and the model,
+    the param groups (names, parameter names and shapes, and each group's config fingerprint, as
+    recorded by the optimizer: see ``tml.optimizers.runtime.resume``), the model's tensors and the
+    schedules; also the whole config, when given here and the checkpoint has no group records (an
+    older checkpoint). On any mismatch every rank raises the same error and the model,
     optimizer and scheduler are untouched. The world size may differ from the one that saved.
 
     Args:
@@ -265,6 +282,10 @@ def load_checkpoint(
         put at ``schedule_step``.
       schedule_step: with ``reset_schedule``, the step of the schedule to continue from (0:
         restart it); ignored otherwise.
+      policy: ``"strict"`` refuses a checkpoint saved with other hyperparameters or schedules;
+        ``"config"`` loads its state and applies this run's (reported once, a ``ResumeWarning``).
+        ``None``: the optimizer config's ``resume``. Another parameter set, shape or algorithm
+        class is refused under every policy.
 
     Returns:
       The checkpoint's step, world size and extra data.
@@ -285,12 +306,19 @@ def load_checkpoint(
         scheduler.load_state_dict(schedule_before)
         _undo_initialization(initialized)
 
+    chosen = policy or effective_policy(default_policy(optimizer))
     model_state, optimizer_state = get_state_dict(model, optimizers)
+    # Under strict, a config given here is compared as a whole (its paths are the config's); the
+    # groups' records are compared always (also without a config), for what the config lines miss.
+    whole_config = config if chosen == "strict" and manifest.get("config") is not None else None
     differences = _differences(
-        manifest, _group_structure(optimizer_state), _shapes(model_state), config, reset_schedule
+        manifest, _group_structure(optimizer_state), _shapes(model_state), whole_config, reset_schedule
     ) + _state_missing_here(saved_keys, optimizer_state)
+    differences += _record_differences(
+        manifest.get("resume"), optimizer_state, chosen, reset_schedule, refused_only=whole_config is not None
+    )
     try:  # the scheduler checks a state itself, before it changes anything
-        _restore_schedule(scheduler, manifest["scheduler"], reset_schedule, schedule_step)
+        _restore_schedule(scheduler, manifest["scheduler"], reset_schedule, schedule_step, chosen)
     except ValueError as error:
         differences.append(f"scheduler: {error}")
     if differences:
@@ -318,15 +346,18 @@ def load_checkpoint(
     # Not strict: torch would refuse the parameters of a stateless child (SGD without momentum) of a
     # CombinedOptimizer for having no state. What strict checks was checked above: the model's tensors
     # (names and shapes), and optimizer state on both sides (DCP refuses template keys it lacks).
-    set_state_dict(
-        model,
-        optimizers,
-        model_state_dict=model_state,
-        optim_state_dict=optimizer_state,
-        options=StateDictOptions(strict=False),
-    )
-    # The optimizer's groups now hold the saved learning rates: write the schedule's again.
-    _restore_schedule(scheduler, manifest["scheduler"], reset_schedule, schedule_step)
+    with resume_policy(
+        chosen, schedules=not reset_schedule
+    ):  # the optimizers' own checks, under the same policy; one report
+        set_state_dict(
+            model,
+            optimizers,
+            model_state_dict=model_state,
+            optim_state_dict=optimizer_state,
+            options=StateDictOptions(strict=False),
+        )
+        # The optimizer's groups now hold the saved learning rates: write the schedule's again.
+        _restore_schedule(scheduler, manifest["scheduler"], reset_schedule, schedule_step, chosen)
     return CheckpointInfo(path, int(manifest["step"]), int(manifest["world_size"]), manifest["extra"])
 
 
@@ -339,12 +370,41 @@ def _refuse_zero(optimizer: torch.optim.Optimizer) -> None:
         )
 
 
-def _restore_schedule(scheduler: LRShim, saved: dict[str, Any], reset_schedule: bool, step: int) -> None:
+def _restore_schedule(
+    scheduler: LRShim, saved: dict[str, Any], reset_schedule: bool, step: int, policy: str
+) -> None:
     """The saved position, or (``reset_schedule``) ``step`` of this scheduler's schedules."""
     if reset_schedule:
         scheduler.restart_from(saved, step)
     else:
-        scheduler.load_state_dict(saved)
+        scheduler.load_state_dict(saved, policy=policy)
+
+
+def _record_differences(
+    saved: dict[str, Any] | None,
+    optimizer_state: dict[str, Any],
+    policy: str,
+    reset_schedule: bool,
+    *,
+    refused_only: bool,
+) -> list[str]:
+    """What the optimizer's group records refuse (before DCP loads anything); empty if they fit.
+
+    With ``refused_only``, changes of hyperparameters and schedules are left to the config's
+    comparison (which names them by config path)."""
+    current = saved_records(optimizer_state["param_groups"])
+    if saved is None or current is None:
+        return []
+    comparison = compare_records(saved, current, ordered=False)
+    if refused_only:
+        comparison = dataclasses.replace(comparison, changed=[])
+    elif reset_schedule:  # the schedules may differ: the scheduler restarts
+        comparison = without_schedules(comparison)
+    try:
+        judge(comparison, policy, what="the optimizer state")
+    except ResumeError as error:
+        return [str(error)]
+    return []
 
 
 def _torch_optimizers(optimizer: torch.optim.Optimizer) -> list[torch.optim.Optimizer]:
@@ -472,7 +532,7 @@ def _differences(
     saved_config = manifest.get("config")
     if config is not None and saved_config is not None:
         mine = config.model_dump(mode="json", exclude_none=True)
-        ignore = SCHEDULE_KEYS if reset_schedule else frozenset()
+        ignore = (SCHEDULE_KEYS if reset_schedule else frozenset()) | {"resume"}
         differences += [f"config {line}" for line in config_differences(saved_config, mine, ignore=ignore)]
     return differences
 
@@ -489,27 +549,7 @@ def config_differences(
       ...                    ignore=frozenset({"lr"}))
       ['adam.eps: 1e-07 in the checkpoint, 1e-08 here']
     """
-    if isinstance(saved, dict) and isinstance(current, dict):
-        lines = []
-        for key in sorted(set(saved) | set(current), key=str):
-            if key in ignore:
-                continue
-            where = f"{path}.{key}" if path else str(key)
-            if key not in current:
-                lines.append(f"{where}: set in the checkpoint ({saved[key]!r}), absent here")
-            elif key not in saved:
-                lines.append(f"{where}: absent in the checkpoint, {current[key]!r} here")
-            else:
-                lines += config_differences(saved[key], current[key], ignore=ignore, path=where)
-        return lines
-    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
-        lines = []
-        for index, (theirs, mine) in enumerate(zip(saved, current, strict=True)):
-            lines += config_differences(theirs, mine, ignore=ignore, path=f"{path}[{index}]")
-        return lines
-    if saved != current:
-        return [f"{path or '<root>'}: {saved!r} in the checkpoint, {current!r} here"]
-    return []
+    return json_differences(saved, current, ignore=ignore, path=path)
 
 
 def _group_structure(optimizer_state: dict[str, Any]) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from tml.optimizers.plan import OptimizerPlan, PlannedOptimizer
 from tml.optimizers.runtime.combined import CombinedOptimizer
 from tml.optimizers.runtime.flat import FlatOptimizer, FlattenError
 from tml.optimizers.runtime.lr_shim import LRShim
+from tml.optimizers.runtime.resume import ResumeContract
 from tml.optimizers.runtime.tensor_lr import make_lr_tensor
 
 
@@ -23,10 +24,12 @@ def build_from_plan(plan: OptimizerPlan, model: torch.nn.Module) -> tuple[torch.
         groups and why); nothing of the model is changed then.
     """
     children = [build_torch_optimizer(planned, model) for planned in plan.optimizers]
+    for planned, child in zip(plan.optimizers, children, strict=True):
+        ResumeContract(planned.groups, plan.resume_policy).attach(child)
     optimizer: torch.optim.Optimizer
     if len(children) == 1:
         optimizer = children[0]
-        optimizer.register_load_state_dict_pre_hook(_check_group_names)
+        refuse_new_param_groups(optimizer)
     else:
         optimizer = CombinedOptimizer(children, [group.name for group in plan.groups])
     return optimizer, build_scheduler(plan, optimizer)
@@ -34,12 +37,14 @@ def build_from_plan(plan: OptimizerPlan, model: torch.nn.Module) -> tuple[torch.
 
 def build_scheduler(plan: OptimizerPlan, optimizer: torch.optim.Optimizer) -> LRShim:
     """The ``LRShim`` of ``plan``'s groups over ``optimizer`` (whose groups are the plan's, in order)."""
-    return LRShim(
+    scheduler = LRShim(
         optimizer,
         plan.schedules(),
         lr_multipliers=plan.lr_multipliers(),
         schedule_position=plan.schedule_position,
     )
+    scheduler.resume_policy = plan.resume_policy
+    return scheduler
 
 
 def build_torch_optimizer(planned: PlannedOptimizer, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -83,12 +88,29 @@ def apply_tensor_lr(optimizer: torch.optim.Optimizer, planned: PlannedOptimizer)
             )
 
 
-def _check_group_names(optimizer: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
-    """Refuse a checkpoint whose param groups are named differently (torch only checks sizes)."""
-    saved = [group.get("name") for group in state_dict.get("param_groups", [])]
-    mine = [group.get("name") for group in optimizer.param_groups]
-    if all(name is not None for name in saved) and saved != mine:
-        raise ValueError(f"the checkpoint's param groups are {saved}, this optimizer's {mine}")
+def refuse_new_param_groups(optimizer: torch.optim.Optimizer) -> None:
+    """Make ``optimizer.add_param_group`` raise: a group added after the build has no schedule,
+    multiplier or record in the checkpoint contract (its ``lr`` would stay the placeholder)."""
+
+    def add_param_group(param_group: dict[str, Any]) -> None:
+        raise TypeError(ADD_PARAM_GROUP_REFUSAL)
+
+    optimizer.add_param_group = add_param_group  # type: ignore[method-assign]
 
 
-__all__ = ["apply_tensor_lr", "build_from_plan", "build_scheduler", "build_torch_optimizer"]
+ADD_PARAM_GROUP_REFUSAL = (
+    "an optimizer of build_optimizer does not take new param groups: a group added after the build "
+    "would have no schedule (LRShim schedules the config's groups) and no place in the checkpoint; "
+    "give the parameters a param_groups rule (frozen parameters can be in it: requires_grad=False "
+    "parameters are skipped, so build the optimizer once they are unfrozen) and rebuild the optimizer"
+)
+
+
+__all__ = [
+    "ADD_PARAM_GROUP_REFUSAL",
+    "apply_tensor_lr",
+    "build_from_plan",
+    "build_scheduler",
+    "build_torch_optimizer",
+    "refuse_new_param_groups",
+]

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from tml.optimizers.runtime.resume import ResumeError, resume_policy
+
 _STATE_FORMAT = "tml.combined/1"
 
 
@@ -117,8 +119,13 @@ class CombinedOptimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a ``state_dict()`` of a combined optimizer with the same groups.
 
+        Each child checks its groups' records (see ``tml.optimizers.runtime.resume``) under the resume
+        policy; the changes a ``config`` policy applies are reported once for all children.
+
         Raises:
-          ValueError: not such a state, or its groups (names or sizes) differ from this optimizer's.
+          ValueError: not such a state.
+          ResumeError: its groups (names, sizes, parameter names and shapes, or under ``strict`` the
+            hyperparameters and schedules) differ from this optimizer's.
         """
         if not isinstance(state_dict, dict) or state_dict.get("format") != _STATE_FORMAT:
             raise ValueError(
@@ -127,7 +134,8 @@ class CombinedOptimizer(torch.optim.Optimizer):
             )
         saved = state_dict["groups"]
         if list(saved) != self._names():
-            raise ValueError(f"the checkpoint has the groups {list(saved)}, this optimizer {self._names()}")
+            raise ResumeError(f"the checkpoint has the groups {list(saved)}, this optimizer {self._names()}")
+        child_states: list[tuple[torch.optim.Optimizer, dict[str, Any]]] = []
         for child in self.optimizers:
             child_state: dict[Any, Any] = {}
             child_groups = []
@@ -136,7 +144,7 @@ class CombinedOptimizer(torch.optim.Optimizer):
                 entry = saved[group["name"]]
                 count = len(group["params"])
                 if entry["num_params"] != count:
-                    raise ValueError(
+                    raise ResumeError(
                         f"group {group['name']!r} has {entry['num_params']} parameters in the checkpoint, "
                         f"{count} here"
                     )
@@ -144,7 +152,10 @@ class CombinedOptimizer(torch.optim.Optimizer):
                     child_state[next_id + int(index)] = value
                 child_groups.append({**entry["param_group"], "params": list(range(next_id, next_id + count))})
                 next_id += count
-            child.load_state_dict({"state": child_state, "param_groups": child_groups})
+            child_states.append((child, {"state": child_state, "param_groups": child_groups}))
+        with resume_policy(None):  # the children's checks first, then their loads; one report
+            for child, child_state_dict in child_states:
+                child.load_state_dict(child_state_dict)
 
     def __getstate__(self) -> dict[str, Any]:
         # As torch's optimizers, only the state is pickled (no hooks, no wrapper an LR scheduler put

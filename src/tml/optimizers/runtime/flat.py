@@ -50,8 +50,9 @@ from tml.optimizers.algorithms.facts import elementwise_classes, is_elementwise
 
 _GRAD = operator.attrgetter("grad")
 
-SCALAR_STATE_KEYS = frozenset({"step", "eta", "mu"})
-"""State entries that hold one value for a whole tensor (torch's step counters, ASGD's eta and mu)."""
+SCALAR_STATE_KEYS = frozenset({"step", "eta", "mu", "mu_product"})
+"""State entries that hold one value for a whole tensor (torch's step counters, ASGD's eta and mu,
+NAdam's mu_product)."""
 
 
 class FlattenError(ValueError):
@@ -123,7 +124,9 @@ class FlatBuffer:
         states: list[dict[str, Any]] = [{} for _ in self.params]
         total = self.data.numel()
         for key, value in flat_state.items():
-            if key not in SCALAR_STATE_KEYS and isinstance(value, torch.Tensor) and value.numel() == total:
+            # A per-entry tensor has the buffer's 1-D shape; a 0-dim one is a scalar even when the
+            # buffer has one element.
+            if key not in SCALAR_STATE_KEYS and isinstance(value, torch.Tensor) and value.shape == (total,):
                 for state, param, offset in zip(states, self.params, self.offsets, strict=True):
                     state[key] = value.narrow(0, offset, param.numel()).view_as(param)
             else:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
+from tml.optimizers.runtime.resume import RESUME_POLICIES, effective_policy
 from tml.optimizers.schedules import LearningRate, compile_schedule
 
 _STATE_FORMAT = 1
@@ -123,10 +124,14 @@ class LRShim(LRScheduler):
         self._scaled = [pair for pair in dict.fromkeys(pairs) if pair not in value_of]
         value_of.update((pair, len(self._schedules) + offset) for offset, pair in enumerate(self._scaled))
         self._value_of_group = [value_of[pair] for pair in pairs]
+        self._group_count = len(optimizer.param_groups)
         super().__init__(optimizer, last_epoch)  # torch's initial step() writes the first LRs
         if schedule_position == "optimizer_steps":
             handle = optimizer.register_step_post_hook(_count_optimizer_step(weakref.ref(self)))
             weakref.finalize(self, handle.remove)
+
+    resume_policy: str = "strict"
+    """The default policy of :meth:`load_state_dict` (``build_optimizer`` sets the config's ``resume``)."""
 
     def step(self, epoch: int | None = None) -> None:
         """Advance the schedule by one step (``scheduler_steps``) and write every group's LR.
@@ -158,9 +163,16 @@ class LRShim(LRScheduler):
 
     def _write_lrs(self) -> None:
         """Write the LRs of position ``last_epoch`` into the optimizer's current groups."""
+        groups = self.optimizer.param_groups
+        if len(groups) != self._group_count:
+            raise RuntimeError(
+                f"the optimizer has {len(groups)} param groups, {self._group_count} when this LRShim was "
+                f"built ({', '.join(self.group_names)}): a group added later (add_param_group) has no "
+                "schedule; build the optimizer and scheduler again with a rule for its parameters"
+            )
         values = self._values(self.last_epoch)
-        # The lengths were checked at construction; zip(strict=True) costs per step.
-        for group, index in zip(self.optimizer.param_groups, self._value_of_group, strict=False):
+        # The lengths were checked above; zip(strict=True) costs per step.
+        for group, index in zip(groups, self._value_of_group, strict=False):
             value = values[index]
             if type(group["lr"]) is float:  # isinstance(, Tensor) goes through torch's slow metaclass
                 group["lr"] = value
@@ -226,14 +238,25 @@ class LRShim(LRScheduler):
             if saved != mine
         ]
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any], *, policy: str | None = None) -> None:
         """Restore the step and write its learning rates into the groups.
+
+        Args:
+          state_dict: a state saved by :meth:`state_dict`.
+          policy: ``"strict"`` refuses a state saved with other schedules or multipliers;
+            ``"config"`` keeps its position and takes this scheduler's schedules (the optimizer's
+            load reports the change: its records hold the schedules). ``None``: the policy of an
+            enclosing ``load_optimizer_state`` / ``load_checkpoint``, else :attr:`resume_policy`.
+            Other group names are refused under every policy.
 
         Raises:
           ValueError: the state is not an LRShim's, or was saved by a scheduler with other groups or
-            other schedules (the message lists :meth:`state_differences`).
+            (``strict``) other schedules (the message lists :meth:`state_differences`).
         """
-        self._refuse_if_different(state_dict, schedules=True)
+        chosen = policy or effective_policy(self.resume_policy)
+        if chosen not in RESUME_POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(RESUME_POLICIES)}, got {chosen!r}")
+        self._refuse_if_different(state_dict, schedules=chosen == "strict")
         self._move_to(int(state_dict["last_epoch"]), int(state_dict["step_count"]))
 
     def restart_from(self, state_dict: dict[str, Any], step: int = 0) -> None:
