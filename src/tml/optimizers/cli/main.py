@@ -24,6 +24,7 @@ from tml.optimizers.cli.groups import group_multipliers, group_schedules
 from tml.optimizers.cli.loading import LoadedConfig, load_optimizer_config
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, plot_schedules
 from tml.optimizers.cli.schema import optimizer_schema
+from tml.optimizers.runtime.resume import RESUME_POLICIES
 
 PROGRAM = "tml-optim"
 DESCRIPTION = "Check, show, plot and train with a tml-optimizers config (docs/cli.md)."
@@ -193,6 +194,13 @@ def _add_train(
         "--fresh", action="store_true", help="start over even if --checkpoint-dir holds a checkpoint"
     )
     train.add_argument(
+        "--resume-policy",
+        choices=RESUME_POLICIES,
+        help="with --resume, for a checkpoint written with another optimizer config: strict refuses "
+        "it, listing the keys that differ; config applies this config's hyperparameters and "
+        "schedules to the saved state (default: the config's resume, strict unless set)",
+    )
+    train.add_argument(
         "--seed", type=_non_negative, default=0, help="seed of the model and the data (default: 0)"
     )
     train.add_argument(
@@ -331,6 +339,7 @@ def run_train(arguments: argparse.Namespace, console: Console) -> int:
         checkpoint_dir=checkpoint_dir,
         output_dir=arguments.output_dir or checkpoint_dir,
         resume=arguments.resume,
+        resume_policy=arguments.resume_policy,
         fresh=arguments.fresh,
         checkpoint_every=arguments.checkpoint_every,
         seed=arguments.seed,

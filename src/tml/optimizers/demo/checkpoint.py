@@ -32,6 +32,7 @@ from tml.optimizers.distributed.checkpoint import (
     verify_checkpoint,
 )
 from tml.optimizers.runtime.lr_shim import LRShim
+from tml.optimizers.runtime.resume import ResumePolicy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +87,36 @@ def save(directory: Path, job: Job, state: RunState, *, seed: int, ranks: Ranks)
     )
 
 
-def resume(directory: Path, job: Job, *, seed: int, steps: int, ranks: Ranks) -> tuple[Path, RunState]:
+def check_writable(directory: Path, ranks: Ranks) -> None:
+    """Refuse, before the first step, a checkpoint directory that cannot be written; collective.
+
+    Rank 0 creates it (and its parents) and writes and removes a probe file there.
+
+    Raises:
+      CliError: on every rank alike, naming the directory and the reason.
+    """
+    failure: str | None = None
+    if ranks.is_main:
+        probe = directory / ".tml-write-probe"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            failure = f"--checkpoint-dir {directory} cannot be written: {error}"
+    failure = gather(failure, ranks)[0]  # rank 0's verdict, on every rank
+    if failure is not None:
+        raise CliError(f"{failure}; give a --checkpoint-dir that can be written (nothing was trained)")
+
+
+def resume(
+    directory: Path, job: Job, *, seed: int, steps: int, ranks: Ranks, policy: ResumePolicy | None = None
+) -> tuple[Path, RunState]:
     """Load the latest checkpoint of ``directory`` into ``job`` and this rank's RNG state; collective.
+
+    ``policy`` (``None``: the config's ``resume``): ``strict`` refuses a checkpoint written with
+    another optimizer config, listing the keys that differ; ``config`` loads its state and applies
+    this config's hyperparameters and schedules (``load_checkpoint``'s ``policy``).
 
     Returns:
       The checkpoint's path and the state of the run it holds.
@@ -100,8 +129,12 @@ def resume(directory: Path, job: Job, *, seed: int, steps: int, ranks: Ranks) ->
     if path is None:
         raise CliError(f"no checkpoint to resume from: {directory} holds no complete step-* checkpoint")
     try:  # every rank checks the same files, so every rank decides alike
-        _check_resumable(path, verify_checkpoint(path), job.config, seed=seed, steps=steps, ranks=ranks)
-        info = load_checkpoint(path, job.model, job.optimizer, job.scheduler, config=job.config)
+        chosen = policy or job.config.resume
+        manifest = verify_checkpoint(path)
+        _check_resumable(path, manifest, job.config, seed=seed, steps=steps, ranks=ranks, policy=chosen)
+        info = load_checkpoint(
+            path, job.model, job.optimizer, job.scheduler, config=job.config, policy=chosen
+        )
     except CheckpointError as error:
         raise CliError(f"cannot resume: {error}") from None
     torch.set_rng_state(_decode(info.extra["rng_states"][ranks.rank]))
@@ -110,7 +143,14 @@ def resume(directory: Path, job: Job, *, seed: int, steps: int, ranks: Ranks) ->
 
 
 def _check_resumable(
-    path: Path, manifest: dict[str, Any], config: OptimizerConfig, *, seed: int, steps: int, ranks: Ranks
+    path: Path,
+    manifest: dict[str, Any],
+    config: OptimizerConfig,
+    *,
+    seed: int,
+    steps: int,
+    ranks: Ranks,
+    policy: str,
 ) -> None:
     saved_ranks, extra = int(manifest["world_size"]), manifest["extra"]
     if saved_ranks != ranks.world_size:
@@ -124,11 +164,14 @@ def _check_resumable(
             f"cannot resume: {path} was written {written}; resume it {how} (a bit-identical resume "
             f"needs the same data shards and RNG states; this run has {ranks.world_size})"
         )
-    differences = config_differences(manifest["config"], config.model_dump(mode="json", exclude_none=True))
-    if differences:
+    differences = config_differences(
+        manifest["config"], config.model_dump(mode="json", exclude_none=True), ignore=frozenset({"resume"})
+    )
+    if differences and policy == "strict":
         raise CliError(
             "cannot resume: the checkpoint was written with another optimizer config "
-            f"({'; '.join(differences)}); resume with the same config, or start over with --fresh"
+            f"({'; '.join(differences)}); resume with the same config, apply this one to the saved "
+            "state with --resume-policy config, or start over with --fresh"
         )
     if int(extra["seed"]) != seed:
         raise CliError(f"cannot resume: the checkpoint was written with --seed {extra['seed']}")
@@ -144,4 +187,4 @@ def _decode(text: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
 
 
-__all__ = ["Job", "RunState", "has_checkpoint", "remove_checkpoints", "resume", "save"]
+__all__ = ["Job", "RunState", "check_writable", "has_checkpoint", "remove_checkpoints", "resume", "save"]

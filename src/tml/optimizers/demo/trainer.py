@@ -35,6 +35,7 @@ from tml.optimizers.demo.distributed import Ranks
 from tml.optimizers.demo.model import ModelShape, RankingModel, SyntheticRankingData, ranking_loss
 from tml.optimizers.demo.progress import ProgressReport
 from tml.optimizers.runtime.lr_shim import LRShim
+from tml.optimizers.runtime.resume import ResumePolicy
 
 LOSS_PLOT = "loss.png"
 LR_PLOT = "lr.png"
@@ -48,6 +49,9 @@ class TrainOptions:
     checkpoint_dir: Path
     output_dir: Path
     resume: bool = False
+    resume_policy: ResumePolicy | None = None
+    """How ``resume`` treats a checkpoint of another optimizer config (``None``: the config's
+    ``resume``): ``strict`` refuses it, ``config`` applies this config to the saved state."""
     fresh: bool = False
     checkpoint_every: int = 0
     """Write a checkpoint every this many steps; 0: only when stopped and at the end."""
@@ -125,6 +129,7 @@ def train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> Trai
 
 def _train(loaded: LoadedConfig, options: TrainOptions, console: Console, ranks: Ranks) -> TrainResult:
     job = build_job(loaded.config, options.seed, ranks)
+    checkpoint.check_writable(options.checkpoint_dir, ranks)  # before the first step, not after the last
     state = _starting_state(job, options, console, ranks)
     data = SyntheticRankingData(ModelShape(), seed=options.seed)
     _train_steps(job, data, state, options, console, ranks)
@@ -158,7 +163,9 @@ def _starting_state(job: Job, options: TrainOptions, console: Console, ranks: Ra
     """The resumed run's state (``--resume``), or a new run's once no checkpoint is in the way."""
     directory = options.checkpoint_dir
     if options.resume:
-        path, state = checkpoint.resume(directory, job, seed=options.seed, steps=options.steps, ranks=ranks)
+        path, state = checkpoint.resume(
+            directory, job, seed=options.seed, steps=options.steps, ranks=ranks, policy=options.resume_policy
+        )
         console.print(f"resuming from step {state.step} of {path}", highlight=False)
         return state
     if options.fresh:
