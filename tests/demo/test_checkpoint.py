@@ -107,3 +107,32 @@ def test_a_checkpoint_that_cannot_be_resumed_is_a_one_line_error(
     arguments = {"seed": 0, "steps": 2, "ranks": ONE_PROCESS, **changes}
     with pytest.raises(CliError, match=expected):
         resume(tmp_path, job, **arguments)  # type: ignore[arg-type]
+
+
+def test_a_resume_with_another_weight_decay_lists_the_key_or_applies_it_under_the_config_policy(
+    tmp_path: Path,
+) -> None:
+    from tml.optimizers import ResumeWarning
+
+    job = trained_job(ROOT / "examples" / "cli_demo.yaml")
+    save(tmp_path, job, RunState(2, 2, [0.75, 0.5]), seed=0, ranks=ONE_PROCESS)
+    changed = job.config.model_copy(update={"adam": job.config.adam.model_copy(update={"weight_decay": 0.5})})
+    other = build_job(OptimizerConfig.model_validate(changed.model_dump()), seed=0, ranks=ONE_PROCESS)
+    with pytest.raises(
+        CliError,
+        match=r"^cannot resume: the checkpoint was written with another optimizer config "
+        r"\(adam\.weight_decay: 0\.0 in the checkpoint, 0\.5 here\); resume with the same config, apply "
+        r"this one to the saved state with --resume-policy config, or start over with --fresh$",
+    ):
+        resume(tmp_path, other, seed=0, steps=2, ranks=ONE_PROCESS)
+    with pytest.warns(
+        ResumeWarning,
+        match=r"group 'default': hyperparameters\.weight_decay: 0\.0 in the checkpoint, 0\.5 here$",
+    ):
+        _, state = resume(tmp_path, other, seed=0, steps=2, ranks=ONE_PROCESS, policy="config")
+    assert state == RunState(2, 2, [0.75, 0.5])
+    assert [group["weight_decay"] for group in other.optimizer.param_groups] == [0.5]
+    expected = tensors(job)
+    actual = tensors(other)
+    for name in expected:  # the saved model and moments, this config's weight decay
+        assert torch.equal(actual[name], expected[name]), name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -161,3 +162,15 @@ def test_train_writes_the_plots_and_guards_its_checkpoint(tmp_path: Path) -> Non
     assert len(other.stderr.strip().splitlines()) == 1
     missing = run_cli("train", DEMO, "--checkpoint-dir", "nowhere", "--resume", cwd=tmp_path)
     assert missing.returncode == 1 and "no checkpoint to resume from" in missing.stderr
+
+
+def test_a_checkpoint_dir_that_cannot_be_written_fails_before_the_first_step(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("not a directory")
+    result = run_cli("train", DEMO, "--steps", "1000000", "--checkpoint-dir", "a_file/run", cwd=tmp_path)
+    assert result.returncode == 1
+    assert re.search(
+        r"--checkpoint-dir a_file/run cannot be written: \[Errno 20\] Not a directory: .*; give a "
+        r"--checkpoint-dir that can be written \(nothing was trained\)",
+        result.stderr,
+    ), result.stderr
+    assert "step 1/" not in result.stdout

@@ -229,7 +229,7 @@ def test_the_config_policy_applies_the_config_and_keeps_the_state(
     with pytest.warns(ResumeWarning, match=expected):
         load_optimizer_state(optimizer, state, policy="config")
     scheduler.load_state_dict(saved_scheduler.state_dict(), policy="config")
-    fresh, fresh_scheduler = trained(config, seeded(0), steps=0)
+    fresh, _ = trained(config, seeded(0), steps=0)
     for mine, theirs in zip(optimizer.param_groups, fresh.param_groups, strict=True):
         for key, value in theirs.items():
             if key not in ("params", "lr"):
@@ -272,13 +272,12 @@ def test_the_same_config_resumes_bit_identically_in_either_load_order() -> None:
         other = seeded(1)
         other.load_state_dict(saved_params)
         resumed, resumed_scheduler = trained(config, other, steps=0)
-        loads = [
-            # torch's load keeps the given tensors (same dtype and device): load a copy each time
-            lambda: resumed.load_state_dict(through_torch_save(optimizer_state)),
-            lambda: resumed_scheduler.load_state_dict(scheduler_state),
-        ]
-        for load in reversed(loads) if scheduler_first else loads:
-            load()
+        if scheduler_first:
+            resumed_scheduler.load_state_dict(scheduler_state)
+        # torch's load keeps the given tensors (same dtype and device): load a copy each time
+        resumed.load_state_dict(through_torch_save(optimizer_state))
+        if not scheduler_first:
+            resumed_scheduler.load_state_dict(scheduler_state)
         for _ in range(2):
             resumed.zero_grad()
             other(torch.full((2, 4), 3.0)).backward()
@@ -319,7 +318,7 @@ def test_nadam_flatten_with_a_one_element_buffer_saves_and_resumes_bit_identical
     }
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
-    optimizer, scheduler = build_optimizer(model, OptimizerConfig.model_validate(config))
+    optimizer, _ = build_optimizer(model, OptimizerConfig.model_validate(config))
 
     def step(net: torch.nn.Module, opt: torch.optim.Optimizer, value: float) -> None:
         opt.zero_grad()
