@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch._dynamo
 
-from tml.optimizers import build_optimizer
+from tml.optimizers import ResumeError, ResumeWarning, build_optimizer, load_optimizer_state
 from tml.optimizers.config import OptimizerConfig
 from tml.optimizers.runtime.combined import CombinedOptimizer
 from tml.optimizers.runtime.flat import FlatOptimizer, FlattenError
@@ -211,7 +211,12 @@ def test_a_flat_checkpoint_loads_into_the_non_flat_optimizer_of_the_same_config_
         model = Model()
         model.load_state_dict(saved["model"])
         optimizer, scheduler = build_optimizer(model, next_config)
-        optimizer.load_state_dict(saved["optimizer"])
+        # flatten is in each group's fingerprint: under strict a change is refused, under config
+        # it is applied (the state is per parameter either way) and reported.
+        with pytest.raises(ResumeError, match=r"group 'default': flatten: (True|False) in the checkpoint"):
+            optimizer.load_state_dict(saved["optimizer"])
+        with pytest.warns(ResumeWarning, match=r"group 'default': flatten: (True|False) in the checkpoint"):
+            load_optimizer_state(optimizer, saved["optimizer"], policy="config")
         scheduler.load_state_dict(saved["scheduler"])
         assert isinstance(optimizer, FlatOptimizer) == (next_config is flat_config)
         train(model, optimizer, scheduler, step_range)

@@ -29,6 +29,8 @@ class TorchFacts:
     stepping one flat buffer gives the same result as stepping each tensor (``flatten``)."""
     foreach_takes_tensor_lr: bool = True
     """The ``foreach`` step accepts a 0-dim tensor ``lr`` without ``capturable`` (``tensor_lr``)."""
+    sparse_gradients: bool = False
+    """The step takes sparse gradients only (a zero gradient given to create its state is sparse)."""
     groups_filled_after_init: bool = False
     """The constructor only reads the groups' options, so the builder may give it groups with empty
     parameter lists and fill them afterwards (torch's ``add_param_group`` checks each new group
@@ -53,7 +55,7 @@ TABLE: tuple[TorchFacts, ...] = (
     _elementwise(torch.optim.RAdam),
     _elementwise(torch.optim.ASGD),
     _elementwise(torch.optim.Rprop),
-    TorchFacts(torch.optim.SparseAdam),  # sparse gradients; its constructor checks the parameters
+    TorchFacts(torch.optim.SparseAdam, sparse_gradients=True),  # its constructor checks the parameters
     TorchFacts(torch.optim.Adafactor),  # factored second moments: shape-dependent
     TorchFacts(torch.optim.Muon),  # orthogonalizes each matrix
 )
@@ -90,6 +92,12 @@ def foreach_takes_tensor_lr(torch_class: type[torch.optim.Optimizer] | None) -> 
     return row is None or row.foreach_takes_tensor_lr
 
 
+def takes_sparse_gradients_only(torch_class: type[torch.optim.Optimizer]) -> bool:
+    """Whether the step of ``torch_class`` refuses dense gradients (SparseAdam)."""
+    row = facts_of(torch_class)
+    return row is not None and row.sparse_gradients
+
+
 def groups_filled_after_init(torch_class: type[torch.optim.Optimizer]) -> bool:
     """Whether ``torch_class`` itself (not a subclass, whose constructor may read its parameters) may
     be built with empty groups that are filled afterwards."""
@@ -105,4 +113,5 @@ __all__ = [
     "foreach_takes_tensor_lr",
     "groups_filled_after_init",
     "is_elementwise",
+    "takes_sparse_gradients_only",
 ]

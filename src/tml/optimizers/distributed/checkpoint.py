@@ -39,6 +39,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 from torch.distributed.optim import ZeroRedundancyOptimizer
 
+from tml.optimizers.algorithms.facts import takes_sparse_gradients_only
 from tml.optimizers.runtime.combined import CombinedOptimizer
 from tml.optimizers.runtime.lr_shim import LRShim
 from tml.optimizers.runtime.resume import (
@@ -437,8 +438,9 @@ def _initialize_state(
         params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
         gradients = [(param.grad, None if param.grad is None else param.grad.clone()) for param in params]
         learning_rates = [group["lr"] for group in optimizer.param_groups]
+        sparse = takes_sparse_gradients_only(type(optimizer))
         for param in params:
-            param.grad = torch.zeros_like(param)
+            param.grad = torch.zeros_like(param).to_sparse() if sparse else torch.zeros_like(param)
         for group in optimizer.param_groups:
             group["lr"] = torch.zeros_like(group["lr"]) if isinstance(group["lr"], torch.Tensor) else 0.0
         try:
