@@ -144,15 +144,35 @@ def _torchrun_in(cwd: Path, script: Path, *arguments: str) -> str:
     return torchrun(2, script, *arguments, cwd=cwd, timeout=TIMEOUT, expect_failure=True)
 
 
-def test_a_combined_optimizer_checkpoints_and_resumes_bit_identically_under_torchrun(tmp_path: Path) -> None:
+def towers_config(cwd: Path, flatten: bool) -> str:
+    """examples/multi_task_towers.yaml, or a copy whose two algorithms (adam, sgd) set ``flatten``."""
+    if not flatten:
+        return "examples/multi_task_towers.yaml"
+    text = (REPO / "examples" / "multi_task_towers.yaml").read_text()
+    text = text.replace("  adam:  ", "  adam:\n    flatten: true\n   ", 1).replace(
+        "      sgd:", "      sgd:\n        flatten: true", 1
+    )
+    (cwd / "towers_flat.yaml").write_text(text)
+    return "towers_flat.yaml"
+
+
+@pytest.mark.parametrize("flatten", [False, True], ids=["plain", "flatten"])
+def test_multi_task_towers_killed_by_kill_9_then_resumed_is_bit_identical_under_torchrun(
+    tmp_path: Path, flatten: bool
+) -> None:
     # multi_task_towers.yaml (make demo) has Adam and SGD groups: a CombinedOptimizer, whose first
-    # DCP checkpoint used to fail (KeyError: 'state').
+    # DCP checkpoint used to fail (KeyError: 'state'); with flatten: true both children are flat.
     cwd = repository_like(tmp_path / "repo")
+    config = towers_config(cwd, flatten)
     first = train_commands()[0]
-    base = [*first[: first.index("train") + 1], "examples/multi_task_towers.yaml", "--checkpoint-every", "3"]
-    run([*base, "--steps", "6", "--checkpoint-dir", "straight"], cwd=cwd, timeout=TIMEOUT)
-    run([*base, "--steps", "3", "--checkpoint-dir", "resumed"], cwd=cwd, timeout=TIMEOUT)
-    output = run([*base, "--steps", "6", "--checkpoint-dir", "resumed", "--resume"], cwd=cwd, timeout=TIMEOUT)
+    tml_arguments = ["train", config, "--checkpoint-every", "3", "--steps", "6"]
+    base = [*first[: first.index("tml-optim") + 1], *tml_arguments]
+    run([*base, "--checkpoint-dir", "straight"], cwd=cwd, timeout=TIMEOUT)
+    # Rank 1 is killed (SIGKILL) after step 4: the checkpoint of step 3 is the last one.
+    killed = [*tml_arguments, "--checkpoint-dir", "resumed"]
+    _torchrun_in(cwd, HERE / "faulty_train.py", "--kill-rank", "1", "--kill-at-step", "4", "--", *killed)
+    assert [path.name for path in list_checkpoints(cwd / "resumed")] == ["step-00000003"]
+    output = run([*base, "--checkpoint-dir", "resumed", "--resume"], cwd=cwd, timeout=TIMEOUT)
     assert "resuming from step 3" in output.stdout
     manifests = [
         json.loads((cwd / name / "step-00000006" / MANIFEST_NAME).read_text())
@@ -160,6 +180,8 @@ def test_a_combined_optimizer_checkpoints_and_resumes_bit_identically_under_torc
     ]
     assert manifests[0]["world_size"] == 2 and manifests[0]["extra"] == manifests[1]["extra"]
     assert manifests[0]["scheduler"] == manifests[1]["scheduler"]
+    assert manifests[0]["resume"] == manifests[1]["resume"]
+    assert {record["fingerprint"]["flatten"] for record in manifests[0]["resume"].values()} == {flatten}
     actual, expected = (_saved_tensors(cwd / name / "step-00000006") for name in ("resumed", "straight"))
     assert actual.keys() == expected.keys()
     assert any(name.startswith("optimizer.state.towers.") for name in actual)  # the Adam child's state
