@@ -328,9 +328,9 @@ def load_checkpoint(
             f"checkpoint {path} does not fit this run, nothing was loaded: "
             + "; ".join(differences)
             + (
-                ""
-                if reset_schedule
-                else " (to keep model and optimizer but restart the schedule, pass reset_schedule=True)"
+                " (to keep model and optimizer but restart the schedule, pass reset_schedule=True)"
+                if not reset_schedule and any(line.startswith("scheduler: ") for line in differences)
+                else ""
             )
         )
     # DCP loads into these dicts in place (tensors copied into, other values replaced).
