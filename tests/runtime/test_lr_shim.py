@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import torch
-from tests.group_models import TowerModel, parameters_equal, round_trip, tower_batch
+from tests.group_models import TowerModel, parameters_equal, round_trip, small_model, tower_batch, train_step
 
 import tml.optimizers.runtime.lr_shim as lr_shim_module
 from tml.optimizers import (
@@ -64,20 +64,6 @@ def cosine_lr(step: int) -> float:
 
 def ramp_cosine_lr(step: int) -> float:
     return ramp_cosine(0.05, 0.001, 5, 30, step)
-
-
-def small_model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
-
-
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
-    generator = torch.Generator().manual_seed(step)
-    inputs = torch.randn(16, 4, generator=generator)
-    targets = torch.randn(16, 1, generator=generator)
-    optimizer.zero_grad()
-    torch.nn.functional.mse_loss(model(inputs), targets).backward()
-    optimizer.step()
 
 
 def named_sgd(names: Iterable[str], lr: float = 1.0) -> torch.optim.SGD:
