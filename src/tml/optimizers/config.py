@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import pydantic
@@ -160,8 +161,26 @@ class OptimizerConfig(AlgorithmChoice):
         return default_group_name(self)
 
     def group_specs(self) -> list[GroupSpec]:
-        """Every rule made concrete, in order, then the group of unclaimed parameters."""
-        return list(self._groups or resolve_groups(self))
+        """Every rule made concrete, in order, then the group of unclaimed parameters.
+
+        Resolved when the config is validated; resolved again after a field is assigned or replaced
+        through ``model_copy(update=...)`` (pydantic validates neither).
+        """
+        if not self._groups:
+            self._groups = resolve_groups(self)
+        return list(self._groups)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in type(self).model_fields:
+            self._groups = ()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> OptimizerConfig:
+        """pydantic's copy; with ``update``, the copy's groups are resolved from its own fields."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            copy._groups = ()
+        return copy
 
 
 def _check_shardable(config: OptimizerConfig) -> None:
