@@ -217,8 +217,25 @@ _FLATTEN_WITH_SHARDING = (
 
 
 def get_optimizer_algorithm_config(optimizer_config: OptimizerConfig) -> OptimizerAlgorithmConfig:
-    """The default algorithm's config (``AdamConfig``, ``SgdConfig``…) of an ``OptimizerConfig``."""
-    return optimizer_config.algorithm()
+    """The default algorithm's config (``AdamConfig``, ``SgdConfig``…) of an ``OptimizerConfig``.
+
+    Its ``lr`` is what the original's callers read (``LearningRate(constant=lr)``): the algorithm's
+    own config when it sets ``lr`` (a number stays that number, also when ``learning_rate`` is set
+    too). When ``lr`` is left out, a copy whose ``lr`` is the default schedule's: its value as a
+    float when that schedule is ``constant``, else the schedule (whose value at step 0 ``.dict()``
+    gives).
+
+    Examples:
+      >>> config = OptimizerConfig(adam=AdamConfig(), learning_rate=LearningRate(constant=0.01))
+      >>> get_optimizer_algorithm_config(config).lr, config.adam.lr
+      (0.01, None)
+    """
+    algorithm = optimizer_config.algorithm()
+    if algorithm.lr is not None:
+        return algorithm
+    schedule = optimizer_config.schedule()
+    lr = schedule if schedule.constant is None else schedule.constant
+    return algorithm.model_copy(update={"lr": lr})
 
 
 __all__ = [

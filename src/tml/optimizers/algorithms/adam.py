@@ -34,6 +34,7 @@ class AdamConfig(OptimizerAlgorithmConfig):
 
     key = "adam"
     optimizer_class = torch.optim.Adam
+    original_kwargs = ("betas", "eps")
 
     betas: Betas = pydantic.Field((0.9, 0.999), description=_BETAS)
     eps: NonNegativeFloat = pydantic.Field(

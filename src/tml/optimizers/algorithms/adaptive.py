@@ -21,6 +21,7 @@ class AdagradConfig(OptimizerAlgorithmConfig):
 
     key = "adagrad"
     optimizer_class = torch.optim.Adagrad
+    original_kwargs = ("eps",)
 
     lr_decay: NonNegativeFloat = pydantic.Field(0.0, description="Learning-rate decay; >= 0.")
     weight_decay: NonNegativeFloat = pydantic.Field(0.0, description=_WEIGHT_DECAY)

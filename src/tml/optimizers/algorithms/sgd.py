@@ -17,6 +17,7 @@ class SgdConfig(OptimizerAlgorithmConfig):
 
     key = "sgd"
     optimizer_class = torch.optim.SGD
+    original_kwargs = ("momentum",)
 
     momentum: NonNegativeFloat = pydantic.Field(0.0, description="Momentum factor; >= 0.")
     dampening: NonNegativeFloat = pydantic.Field(0.0, description="Dampening of the momentum; >= 0.")
