@@ -739,3 +739,22 @@ def test_last_epoch_matches_a_run_stepped_that_far() -> None:
 def test_last_epoch_below_minus_one_is_refused() -> None:
     with pytest.raises(ValueError, match=r"last_epoch must be -1 .* got -2"):
         LRShim(named_sgd("a"), {"a": COSINE}, last_epoch=-2)
+
+
+def test_lrs_by_group_names_each_groups_current_lr_for_logging() -> None:
+    config = OptimizerConfig.model_validate(
+        {
+            "sgd": {"lr": 0.1, "tensor_lr": True},
+            "learning_rate": {"linear_ramp_to_constant": {"learning_rate": 0.1, "num_ramp_steps": 4}},
+            "param_groups": [{"name": "head", "params": ["2.*"], "lr_multiplier": 0.5}],
+        }
+    )
+    optimizer, scheduler = build_optimizer(small_model(), config)
+    for step in range(6):
+        ramp = min(0.1 * step / 4, 0.1)  # linear_ramp_to_constant by its formula
+        assert scheduler.lrs_by_group() == {"head": 0.5 * ramp, "default": ramp}
+        assert all(type(value) is float for value in scheduler.lrs_by_group().values())
+        written = {group["name"]: group["lr"] for group in optimizer.param_groups}
+        assert all(isinstance(lr, torch.Tensor) for lr in written.values())  # tensor_lr: 0-dim tensors
+        assert {name: float(lr) for name, lr in written.items()} == scheduler.lrs_by_group()
+        scheduler.step()

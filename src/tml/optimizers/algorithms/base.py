@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import inspect
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar
 
@@ -184,6 +185,20 @@ class OptimizerAlgorithmConfig(StrictConfig):
     def check_parameters(self, named_parameters: Sequence[tuple[str, torch.Tensor]]) -> str | None:
         """Why the algorithm cannot optimize these parameters, or ``None`` when it can."""
         return None
+
+    state_tensors: ClassVar[int | None] = None
+    """How many tensors of a parameter's shape the torch optimizer keeps for it (moments,
+    accumulators; 0-dim counters such as ``step`` not counted); ``None`` when not known."""
+
+    def state_tensor_count(self) -> int | None:
+        """:attr:`state_tensors` for these hyperparameters (SGD keeps a buffer only with momentum…)."""
+        return self.state_tensors
+
+    def state_elements(self, shape: Sequence[int]) -> int | None:
+        """The entries of optimizer state the torch optimizer keeps for a parameter of ``shape`` once it
+        has stepped; ``None`` when not known (a ``custom`` class)."""
+        count = self.state_tensor_count()
+        return None if count is None else count * math.prod(shape)
 
     def learning_rate_value(self) -> float | None:
         """``lr`` as a number: the number given, a schedule's value at step 0, ``None`` when unset."""

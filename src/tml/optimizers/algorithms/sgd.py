@@ -27,6 +27,10 @@ class SgdConfig(OptimizerAlgorithmConfig):
     )
     maximize: bool = pydantic.Field(False, description=_MAXIMIZE)
 
+    def state_tensor_count(self) -> int:
+        """A ``momentum_buffer`` with momentum, nothing without."""
+        return int(self.momentum > 0)
+
     @pydantic.model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> SgdConfig:
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
@@ -52,6 +56,7 @@ class AsgdConfig(OptimizerAlgorithmConfig):
 
     key = "asgd"
     optimizer_class = torch.optim.ASGD
+    state_tensors = 1  # ax
 
     lambd: NonNegativeFloat = pydantic.Field(1e-4, description="Decay term; >= 0.")
     alpha: NonNegativeFloat = pydantic.Field(0.75, description="Power for the eta update; >= 0.")

@@ -204,6 +204,11 @@ class LRShim(LRScheduler):
         """
         return self.get_lr()
 
+    def lrs_by_group(self) -> dict[str, float]:
+        """Group name -> its current learning rate (a float, also for a tensor lr), for logging
+        (``SummaryWriter.add_scalars("lr", scheduler.lrs_by_group(), step)``)."""
+        return dict(zip(self.group_names, self.get_last_lr(), strict=True))
+
     def state_dict(self) -> dict[str, Any]:
         """The step plus what identifies the schedules: plain data, loadable with ``weights_only``."""
         return {
