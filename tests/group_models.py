@@ -98,3 +98,19 @@ def parameters_equal(first: torch.nn.Module, second: torch.nn.Module) -> bool:
     return first_state.keys() == second_state.keys() and all(
         torch.equal(first_state[key], second_state[key]) for key in first_state
     )
+
+
+def small_model(seed: int = 0) -> torch.nn.Module:
+    """A 4 → 8 → 1 MLP with seeded weights."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
+    """One optimizer step of ``model`` on a regression batch that depends only on ``step``."""
+    generator = torch.Generator().manual_seed(step)
+    inputs = torch.randn(16, 4, generator=generator)
+    targets = torch.randn(16, 1, generator=generator)
+    optimizer.zero_grad()
+    torch.nn.functional.mse_loss(model(inputs), targets).backward()
+    optimizer.step()

@@ -43,3 +43,17 @@ def test_a_param_group_may_leave_its_algorithm_out_but_the_optimizer_may_not() -
         ParamGroupConfig.model_validate(
             {"name": "g", "params": ["*"], "adam": {"lr": 0.1}, "sgd": {"lr": 0.1}}
         )
+
+
+def test_the_groups_follow_a_field_assigned_or_replaced_by_model_copy() -> None:
+    config = OptimizerConfig.model_validate({"sgd": {"lr": 0.1}})
+    assert [spec.name for spec in config.group_specs()] == ["default"]
+    rule = ParamGroupConfig(name="head", params=["head.*"], lr_multiplier=2.0)
+    copied = config.model_copy(update={"param_groups": [rule]})
+    assert [(spec.name, spec.lr_multiplier) for spec in copied.group_specs()] == [
+        ("head", 2.0),
+        ("default", 1.0),
+    ]
+    assert [spec.name for spec in config.group_specs()] == ["default"]  # the original is unchanged
+    config.param_groups = [rule]
+    assert [spec.name for spec in config.group_specs()] == ["head", "default"]

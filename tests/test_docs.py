@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import re
 import subprocess
 import sys
@@ -42,3 +43,15 @@ def test_every_schedule_kind_shows_its_plot() -> None:
         assert f"]({image})" in sections[kind], f"docs/schedules.md: {kind} does not embed {image}"
         height, width = imread(ROOT / "docs" / image).shape[:2]
         assert (width, height) == (800, 300), image
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(path for path in (ROOT / "docs").glob("*.md") if ">>> " in path.read_text(encoding="utf-8")),
+    ids=lambda path: path.name,
+)
+def test_the_examples_of_the_docs_print_what_they_show(path: Path) -> None:
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    result = doctest.testfile(str(path), module_relative=False, optionflags=flags, verbose=False)
+    assert result.attempted > 0
+    assert result.failed == 0, f"{path.name}: {result.failed} of {result.attempted} examples differ"

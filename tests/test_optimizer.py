@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+from tests.group_models import small_model, train_step
 
 from tml.core.config import load_config_from_yaml
 from tml.optimizers import (
@@ -35,20 +36,6 @@ RAMP_COSINE = LearningRate(
         learning_rate=0.05, final_learning_rate=0.001, num_ramp_steps=5, final_num_steps=30
     )
 )
-
-
-def small_model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
-
-
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
-    generator = torch.Generator().manual_seed(step)
-    inputs = torch.randn(16, 4, generator=generator)
-    targets = torch.randn(16, 1, generator=generator)
-    optimizer.zero_grad()
-    torch.nn.functional.mse_loss(model(inputs), targets).backward()
-    optimizer.step()
 
 
 # ---------------------------------------------------------------- building the right optimizer

@@ -331,3 +331,45 @@ def test_schema_with_key_wraps_the_document() -> None:
     for path in EXAMPLES:
         validator.validate(yaml.safe_load(path.read_text()))
     assert not validator.is_valid({"optimizer": {"adam": {"lr": 0.1, "betas": [1.5, 0.9]}}})
+
+
+def test_groups_describes_the_users_model_as_built(tmp_path: Path) -> None:
+    (tmp_path / "model.py").write_text(
+        "import torch\n\n"
+        "def make(width=4):\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.Linear(width, 1))\n"
+    )
+    (tmp_path / "config.yaml").write_text(
+        "optimizer:\n  adamw: {lr: 0.002}\n  exclude_from_weight_decay: [bias]\n"
+        "  param_groups:\n    - {name: head, params: ['1.*'], sgd: {lr: 0.1, momentum: 0.9}}\n"
+    )
+    result = run_cli(
+        "groups",
+        "config.yaml",
+        "--model",
+        "model.py:make",
+        "--model-arg",
+        "width=3",
+        "--format",
+        "json",
+        "--params",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert list(rows) == ["head", "head.no_weight_decay", "default", "default.no_weight_decay"]
+    # width 3: the first layer has a 3×3 weight and 3 biases, the head a 1×3 weight and 1 bias
+    assert (rows["default"]["elements"], rows["default"]["state_bytes"]) == (9, 9 * 2 * 4)  # AdamW: 2 moments
+    assert (rows["head"]["elements"], rows["head"]["state_bytes"]) == (3, 3 * 1 * 4)  # SGD momentum buffer
+    assert rows["default.no_weight_decay"]["weight_decay"] == 0.0 and rows["default"]["weight_decay"] == 0.01
+    assert rows["head"]["torch_class"] == "SGD" and rows["head"]["lr_at_start"] == 0.1
+    assert rows["head"]["parameters"] == [{"name": "1.weight", "shape": [1, 3], "group": "head"}]
+    table = run_cli(
+        "groups", "config.yaml", "--model", "model.py:make", "--model-arg", "width=3", cwd=tmp_path
+    )
+    assert table.returncode == 0, table.stderr
+    # float32: AdamW keeps 2 moments of the 9 + 3 entries of layer 0, SGD 1 buffer of the 3 + 1 of the head
+    total_bytes = 4 * (2 * (9 + 3) + 1 * (3 + 1))
+    assert re.search(rf"total\W+4\W+16\W+{total_bytes} B", table.stdout), table.stdout
+    bad = run_cli("groups", "config.yaml", "--model", "model.py:nothing", cwd=tmp_path)
+    assert bad.returncode == 2 and "model.py has no callable 'nothing'" in bad.stderr

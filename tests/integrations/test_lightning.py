@@ -162,3 +162,38 @@ def test_resume_from_a_lightning_checkpoint_continues_the_schedule(
     )
     assert resumed.global_step == STEPS
     assert_schedule_followed(recorder, 4, STEPS)
+
+
+@pytest.mark.parametrize("config", [SINGLE, MIXED], ids=["one_algorithm", "combined_optimizer"])
+def test_learning_rate_monitor_logs_our_groups_under_their_names(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    import csv
+
+    from lightning.pytorch.callbacks import LearningRateMonitor
+    from lightning.pytorch.loggers import CSVLogger
+
+    torch.manual_seed(0)
+    trainer = lightning.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=STEPS,
+        logger=CSVLogger(tmp_path, name="run", version=0),
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[LearningRateMonitor(logging_interval="step")],
+    )
+    trainer.fit(TinyModule(OptimizerConfig.model_validate(config)), train_dataloaders=loader())
+    with (tmp_path / "run" / "version_0" / "metrics.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    groups = {"head", "default"} if config is MIXED else {"default"}
+    columns = {column for row in rows for column, value in row.items() if column.startswith("lr-") and value}
+    assert {column.rsplit("/", 1)[-1] for column in columns} == groups, columns
+    for column in columns:
+        logged = [(int(row["step"]), float(row[column])) for row in rows if row[column]]
+        assert [step for step, _ in logged] == list(range(STEPS))
+        _, formula = EXPECTED[column.rsplit("/", 1)[-1]]
+        for step, lr in logged:
+            assert lr == pytest.approx(formula(step), rel=1e-6), (column, step)  # the CSV keeps 6+ digits

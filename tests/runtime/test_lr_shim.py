@@ -13,13 +13,16 @@ import io
 import math
 import re
 import tracemalloc
+import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
 import torch
-from tests.group_models import TowerModel, parameters_equal, round_trip, tower_batch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.group_models import TowerModel, parameters_equal, round_trip, small_model, tower_batch, train_step
 
 import tml.optimizers.runtime.lr_shim as lr_shim_module
 from tml.optimizers import (
@@ -64,20 +67,6 @@ def cosine_lr(step: int) -> float:
 
 def ramp_cosine_lr(step: int) -> float:
     return ramp_cosine(0.05, 0.001, 5, 30, step)
-
-
-def small_model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
-
-
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
-    generator = torch.Generator().manual_seed(step)
-    inputs = torch.randn(16, 4, generator=generator)
-    targets = torch.randn(16, 1, generator=generator)
-    optimizer.zero_grad()
-    torch.nn.functional.mse_loss(model(inputs), targets).backward()
-    optimizer.step()
 
 
 def named_sgd(names: Iterable[str], lr: float = 1.0) -> torch.optim.SGD:
@@ -703,3 +692,69 @@ def test_step_memory_is_flat_under_tracemalloc() -> None:
     assert after - before < 16 * 1024, f"traced memory grew by {after - before} bytes over 1,500 steps"
     assert scheduler.last_epoch == 2_000
     assert len(scheduler.get_last_lr()) == GROUPS
+
+
+# ---------------------------------------------------------------- the original's signature (issue 12)
+
+
+def test_verbose_of_the_original_signature_is_accepted_and_warns_only_when_true() -> None:
+    quiet = named_sgd("a")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LRShim(quiet, {"a": COSINE}, -1, False)  # the original's positional form
+    loud = named_sgd("a")
+    with pytest.warns(FutureWarning, match=r"verbose has no effect"):
+        scheduler = LRShim(loud, {"a": COSINE}, -1, True)
+    for step in range(1, 4):
+        scheduler.step()
+        assert loud.param_groups[0]["lr"] == pytest.approx(cosine_lr(step), rel=1e-12)
+
+
+@given(last=st.integers(min_value=0, max_value=10**6))
+@settings(max_examples=40, deadline=None)
+def test_last_epoch_k_resumes_at_step_k_plus_one(last: int) -> None:
+    # torch: "last_epoch: the index of the last epoch"; the constructor's step then moves to k + 1.
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)  # no initial_lr
+    scheduler = LRShim(optimizer, {"default": COSINE}, last_epoch=last)
+    assert scheduler.last_epoch == last + 1
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(cosine_lr(last + 1), rel=1e-12, abs=1e-15)
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(cosine_lr(last + 2), rel=1e-12, abs=1e-15)
+
+
+def test_last_epoch_matches_a_run_stepped_that_far() -> None:
+    fresh_optimizer = named_sgd("ab")
+    fresh = LRShim(fresh_optimizer, {"a": COSINE, "b": RAMP_COSINE}, lr_multipliers={"b": 3.0})
+    for _ in range(7):
+        fresh.step()  # now at step 7: the last step taken is 6
+    resumed_optimizer = named_sgd("ab")
+    resumed = LRShim(resumed_optimizer, {"a": COSINE, "b": RAMP_COSINE}, 6, lr_multipliers={"b": 3.0})
+    assert resumed.last_epoch == fresh.last_epoch == 7
+    assert [group["lr"] for group in resumed_optimizer.param_groups] == [
+        group["lr"] for group in fresh_optimizer.param_groups
+    ]
+    assert resumed_optimizer.param_groups[1]["lr"] == pytest.approx(3.0 * ramp_cosine_lr(7), rel=1e-12)
+
+
+def test_last_epoch_below_minus_one_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"last_epoch must be -1 .* got -2"):
+        LRShim(named_sgd("a"), {"a": COSINE}, last_epoch=-2)
+
+
+def test_lrs_by_group_names_each_groups_current_lr_for_logging() -> None:
+    config = OptimizerConfig.model_validate(
+        {
+            "sgd": {"lr": 0.1, "tensor_lr": True},
+            "learning_rate": {"linear_ramp_to_constant": {"learning_rate": 0.1, "num_ramp_steps": 4}},
+            "param_groups": [{"name": "head", "params": ["2.*"], "lr_multiplier": 0.5}],
+        }
+    )
+    optimizer, scheduler = build_optimizer(small_model(), config)
+    for step in range(6):
+        ramp = min(0.1 * step / 4, 0.1)  # linear_ramp_to_constant by its formula
+        assert scheduler.lrs_by_group() == {"head": 0.5 * ramp, "default": ramp}
+        assert all(type(value) is float for value in scheduler.lrs_by_group().values())
+        written = {group["name"]: group["lr"] for group in optimizer.param_groups}
+        assert all(isinstance(lr, torch.Tensor) for lr in written.values())  # tensor_lr: 0-dim tensors
+        assert {name: float(lr) for name, lr in written.items()} == scheduler.lrs_by_group()
+        scheduler.step()

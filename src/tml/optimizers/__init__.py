@@ -31,6 +31,7 @@ from tml.optimizers.config import (
     PiecewiseConstant,
     get_optimizer_algorithm_config,
 )
+from tml.optimizers.describe import GroupDescription, describe_param_groups
 from tml.optimizers.groups.assign import ParamGroup, assign_param_groups
 from tml.optimizers.optimizer import build_optimizer, get_optimizer_class
 from tml.optimizers.runtime.combined import CombinedOptimizer
@@ -48,6 +49,7 @@ __all__ = [
     "AsgdConfig",
     "CombinedOptimizer",
     "CustomOptimizerConfig",
+    "GroupDescription",
     "LRShim",
     "LayerDecayConfig",
     "LearningRate",
@@ -74,6 +76,7 @@ __all__ = [
     "build_optimizer",
     "compile_schedule",
     "compute_lr",
+    "describe_param_groups",
     "get_optimizer_algorithm_config",
     "get_optimizer_class",
     "list_optimizers",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import pydantic
@@ -170,8 +171,26 @@ class OptimizerConfig(AlgorithmChoice):
         return default_group_name(self)
 
     def group_specs(self) -> list[GroupSpec]:
-        """Every rule made concrete, in order, then the group of unclaimed parameters."""
-        return list(self._groups or resolve_groups(self))
+        """Every rule made concrete, in order, then the group of unclaimed parameters.
+
+        Resolved when the config is validated; resolved again after a field is assigned or replaced
+        through ``model_copy(update=...)`` (pydantic validates neither).
+        """
+        if not self._groups:
+            self._groups = resolve_groups(self)
+        return list(self._groups)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in type(self).model_fields:
+            self._groups = ()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> OptimizerConfig:
+        """pydantic's copy; with ``update``, the copy's groups are resolved from its own fields."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            copy._groups = ()
+        return copy
 
 
 def _check_shardable(config: OptimizerConfig) -> None:
@@ -208,8 +227,25 @@ _FLATTEN_WITH_SHARDING = (
 
 
 def get_optimizer_algorithm_config(optimizer_config: OptimizerConfig) -> OptimizerAlgorithmConfig:
-    """The default algorithm's config (``AdamConfig``, ``SgdConfig``…) of an ``OptimizerConfig``."""
-    return optimizer_config.algorithm()
+    """The default algorithm's config (``AdamConfig``, ``SgdConfig``…) of an ``OptimizerConfig``.
+
+    Its ``lr`` is what the original's callers read (``LearningRate(constant=lr)``): the algorithm's
+    own config when it sets ``lr`` (a number stays that number, also when ``learning_rate`` is set
+    too). When ``lr`` is left out, a copy whose ``lr`` is the default schedule's: its value as a
+    float when that schedule is ``constant``, else the schedule (whose value at step 0 ``.dict()``
+    gives).
+
+    Examples:
+      >>> config = OptimizerConfig(adam=AdamConfig(), learning_rate=LearningRate(constant=0.01))
+      >>> get_optimizer_algorithm_config(config).lr, config.adam.lr
+      (0.01, None)
+    """
+    algorithm = optimizer_config.algorithm()
+    if algorithm.lr is not None:
+        return algorithm
+    schedule = optimizer_config.schedule()
+    lr = schedule if schedule.constant is None else schedule.constant
+    return algorithm.model_copy(update={"lr": lr})
 
 
 __all__ = [

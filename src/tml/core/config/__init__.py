@@ -1,4 +1,14 @@
-"""Config base class and YAML loading shared by every tml package."""
+"""Config base class and YAML loading shared by every tml package.
+
+The package can be extended: a module ``tml/core/config/<name>.py`` of another distribution or source
+tree on ``sys.path`` (the original keeps ``training.py`` here) is importable as
+``tml.core.config.<name>`` (``pkgutil.extend_path``; this package's own modules are found first).
+``tml`` and ``tml.core`` are namespace packages.
+"""
+
+import pkgutil
+
+__path__ = pkgutil.extend_path(__path__, __name__)
 
 from tml.core.config.base_config import BaseConfig
 from tml.core.config.errors import (

@@ -34,6 +34,8 @@ class AdamConfig(OptimizerAlgorithmConfig):
 
     key = "adam"
     optimizer_class = torch.optim.Adam
+    state_tensors = 2  # exp_avg, exp_avg_sq (and max_exp_avg_sq with amsgrad)
+    original_kwargs = ("betas", "eps")
 
     betas: Betas = pydantic.Field((0.9, 0.999), description=_BETAS)
     eps: NonNegativeFloat = pydantic.Field(
@@ -43,6 +45,10 @@ class AdamConfig(OptimizerAlgorithmConfig):
     amsgrad: bool = pydantic.Field(False, description=_AMSGRAD)
     maximize: bool = pydantic.Field(False, description=_MAXIMIZE)
     decoupled_weight_decay: bool = pydantic.Field(False, description=_DECOUPLED)
+
+    def state_tensor_count(self) -> int:
+        """2, or 3 with ``amsgrad`` (``max_exp_avg_sq``)."""
+        return 2 + self.amsgrad
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -77,6 +83,7 @@ class AdamWConfig(OptimizerAlgorithmConfig):
 
     key = "adamw"
     optimizer_class = torch.optim.AdamW
+    state_tensors = 2  # exp_avg, exp_avg_sq (and max_exp_avg_sq with amsgrad)
 
     betas: Betas = pydantic.Field((0.9, 0.999), description=_BETAS)
     eps: NonNegativeFloat = pydantic.Field(1e-8, description=_EPS)
@@ -86,12 +93,17 @@ class AdamWConfig(OptimizerAlgorithmConfig):
     amsgrad: bool = pydantic.Field(False, description=_AMSGRAD)
     maximize: bool = pydantic.Field(False, description=_MAXIMIZE)
 
+    def state_tensor_count(self) -> int:
+        """2, or 3 with ``amsgrad`` (``max_exp_avg_sq``)."""
+        return 2 + self.amsgrad
+
 
 class AdamaxConfig(OptimizerAlgorithmConfig):
     """Adamax: Adam with the infinity norm (``torch.optim.Adamax``)."""
 
     key = "adamax"
     optimizer_class = torch.optim.Adamax
+    state_tensors = 2  # exp_avg, exp_inf
 
     betas: Betas = pydantic.Field((0.9, 0.999), description=_BETAS)
     eps: NonNegativeFloat = pydantic.Field(1e-8, description=_EPS)
@@ -104,6 +116,7 @@ class NAdamConfig(OptimizerAlgorithmConfig):
 
     key = "nadam"
     optimizer_class = torch.optim.NAdam
+    state_tensors = 2  # exp_avg, exp_avg_sq
 
     betas: Betas = pydantic.Field((0.9, 0.999), description=_BETAS)
     eps: NonNegativeFloat = pydantic.Field(1e-8, description=_EPS)
@@ -118,6 +131,7 @@ class RAdamConfig(OptimizerAlgorithmConfig):
 
     key = "radam"
     optimizer_class = torch.optim.RAdam
+    state_tensors = 2  # exp_avg, exp_avg_sq
 
     betas: Betas = pydantic.Field((0.9, 0.999), description=_BETAS)
     eps: NonNegativeFloat = pydantic.Field(1e-8, description=_EPS)
@@ -137,6 +151,7 @@ class SparseAdamConfig(OptimizerAlgorithmConfig):
 
     key = "sparse_adam"
     optimizer_class = torch.optim.SparseAdam
+    state_tensors = 2  # exp_avg, exp_avg_sq
 
     betas: Betas = pydantic.Field((0.9, 0.999), description=_BETAS)
     eps: PositiveFloat = pydantic.Field(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Annotated
 
 import pydantic
@@ -21,6 +23,8 @@ class AdagradConfig(OptimizerAlgorithmConfig):
 
     key = "adagrad"
     optimizer_class = torch.optim.Adagrad
+    state_tensors = 1  # sum
+    original_kwargs = ("eps",)
 
     lr_decay: NonNegativeFloat = pydantic.Field(0.0, description="Learning-rate decay; >= 0.")
     weight_decay: NonNegativeFloat = pydantic.Field(0.0, description=_WEIGHT_DECAY)
@@ -40,6 +44,7 @@ class RmspropConfig(OptimizerAlgorithmConfig):
 
     key = "rmsprop"
     optimizer_class = torch.optim.RMSprop
+    state_tensors = 1  # square_avg (and momentum_buffer, grad_avg)
 
     alpha: NonNegativeFloat = pydantic.Field(0.99, description="Smoothing constant; >= 0.")
     eps: NonNegativeFloat = pydantic.Field(1e-8, description=_EPS)
@@ -49,6 +54,10 @@ class RmspropConfig(OptimizerAlgorithmConfig):
         False, description="Normalize by an estimate of the gradient's variance (centered RMSprop)."
     )
     maximize: bool = pydantic.Field(False, description=_MAXIMIZE)
+
+    def state_tensor_count(self) -> int:
+        """``square_avg``, plus ``momentum_buffer`` with momentum and ``grad_avg`` when centered."""
+        return 1 + (self.momentum > 0) + self.centered
 
 
 RMSpropConfig = RmspropConfig
@@ -62,6 +71,7 @@ class AdadeltaConfig(OptimizerAlgorithmConfig):
 
     key = "adadelta"
     optimizer_class = torch.optim.Adadelta
+    state_tensors = 2  # square_avg, acc_delta
 
     rho: Annotated[float, NO_BOOL, pydantic.Field(ge=0.0, le=1.0, allow_inf_nan=False)] = pydantic.Field(
         0.9, description="Decay rate of the running averages; in [0, 1]."
@@ -91,12 +101,20 @@ class AdafactorConfig(OptimizerAlgorithmConfig):
     weight_decay: NonNegativeFloat = pydantic.Field(0.0, description=_WEIGHT_DECAY)
     maximize: bool = pydantic.Field(False, description=_MAXIMIZE)
 
+    def state_elements(self, shape: Sequence[int]) -> int:
+        """Factored second moments: a row and a column vector per matrix (``row_var``, ``col_var``,
+        over the leading dimensions too); a full ``variance`` for a vector or scalar."""
+        if len(shape) < 2:
+            return math.prod(shape)
+        return math.prod(shape[:-2]) * (shape[-2] + shape[-1])
+
 
 class RpropConfig(OptimizerAlgorithmConfig):
     """Resilient backpropagation (``torch.optim.Rprop``). It has no weight decay."""
 
     key = "rprop"
     optimizer_class = torch.optim.Rprop
+    state_tensors = 2  # prev, step_size
 
     etas: tuple[PositiveFloat, PositiveFloat] = pydantic.Field(
         (0.5, 1.2),

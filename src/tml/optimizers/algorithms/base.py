@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import builtins
+import inspect
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar
 
 import pydantic
 import torch
 
-from tml.core.config import BaseConfig, raise_at
+from tml.core.config import raise_at
+from tml.core.config.base_config import StrictConfig
 from tml.optimizers.algorithms.facts import elementwise_classes, foreach_takes_tensor_lr, is_elementwise
 from tml.optimizers.fields import Implementation, LearningRateValue
-from tml.optimizers.schedules import LearningRate
+from tml.optimizers.schedules import LearningRate, compute_lr
 
 
 def _lr_branch(value: Any) -> str:
@@ -34,7 +39,17 @@ SPEED_FIELDS = ("implementation", "flatten", "tensor_lr")
 """The fields of every algorithm that choose how its torch optimizer is built (issue 5)."""
 
 
-class OptimizerAlgorithmConfig(BaseConfig):
+def constructor_defaults(optimizer_class: type) -> builtins.dict[str, Any]:
+    """The keyword arguments of ``optimizer_class``'s constructor that have a default, with it."""
+    return {
+        parameter.name: parameter.default
+        for parameter in inspect.signature(optimizer_class).parameters.values()
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+        and parameter.default is not inspect.Parameter.empty
+    }
+
+
+class OptimizerAlgorithmConfig(StrictConfig):
     """Base of the algorithm configs: the learning rate and the torch class to build.
 
     Every other field is a keyword argument of the torch optimizer's constructor, with torch's name
@@ -49,6 +64,9 @@ class OptimizerAlgorithmConfig(BaseConfig):
     non_torch_fields: ClassVar[frozenset[str]] = frozenset({"lr", *SPEED_FIELDS})
     """Fields that are not constructor arguments of the torch class (``lr`` is set per group; the
     speed fields choose how the optimizer is built)."""
+    original_kwargs: ClassVar[tuple[str, ...]] = ()
+    """The constructor arguments besides ``lr`` that :meth:`dict` always gives: the fields of the
+    original's config class (``sgd``: momentum; ``adam``: betas, eps; ``adagrad``: eps)."""
 
     lr: LearningRateOrSchedule | None = pydantic.Field(
         None,
@@ -167,3 +185,114 @@ class OptimizerAlgorithmConfig(BaseConfig):
     def check_parameters(self, named_parameters: Sequence[tuple[str, torch.Tensor]]) -> str | None:
         """Why the algorithm cannot optimize these parameters, or ``None`` when it can."""
         return None
+
+    state_tensors: ClassVar[int | None] = None
+    """How many tensors of a parameter's shape the torch optimizer keeps for it (moments,
+    accumulators; 0-dim counters such as ``step`` not counted); ``None`` when not known."""
+
+    def state_tensor_count(self) -> int | None:
+        """:attr:`state_tensors` for these hyperparameters (SGD keeps a buffer only with momentum…)."""
+        return self.state_tensors
+
+    def state_elements(self, shape: Sequence[int]) -> int | None:
+        """The entries of optimizer state the torch optimizer keeps for a parameter of ``shape`` once it
+        has stepped; ``None`` when not known (a ``custom`` class)."""
+        count = self.state_tensor_count()
+        return None if count is None else count * math.prod(shape)
+
+    def learning_rate_value(self) -> float | None:
+        """``lr`` as a number: the number given, a schedule's value at step 0, ``None`` when unset."""
+        if isinstance(self.lr, LearningRate):
+            return compute_lr(self.lr, 0)
+        return None if self.lr is None else float(self.lr)
+
+    def constructor_kwargs(self) -> builtins.dict[str, Any]:
+        """The keyword arguments the original's code passes to the torch class (see :meth:`dict`).
+
+        ``lr`` (a number; a schedule's value at step 0; left out when unset), the fields of the
+        original's config class (:attr:`original_kwargs`), and every other constructor argument that
+        was set explicitly or whose value differs from torch's default; never the speed fields.
+        """
+        torch_defaults = constructor_defaults(self.torch_class())
+        kwargs = {
+            name: value
+            for name, value in self.optimizer_kwargs().items()
+            if name in self.original_kwargs
+            or name in self.model_fields_set
+            or name not in torch_defaults
+            or torch_defaults[name] != value
+        }
+        lr = self.learning_rate_value()
+        return kwargs if lr is None else {"lr": lr, **kwargs}
+
+    # pydantic 1's methods, as the original's code calls them. Last in the class: below them, `dict`
+    # names the method in the class body (annotations use builtins.dict).
+
+    def dict(
+        self,
+        *,
+        include: Any = None,
+        exclude: Any = None,
+        by_alias: bool = False,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+    ) -> builtins.dict[str, Any]:
+        """The torch constructor's keyword arguments, as the original's ``.dict()`` gave them.
+
+        The original's code builds optimizers with ``optimizer_class(params, **config.dict())`` (and
+        torchrec's ``apply_optimizer_in_backward(..., optimizer_kwargs=config.dict())``), so this is
+        :meth:`constructor_kwargs`, not pydantic's dump: no speed field (``implementation``,
+        ``flatten``, ``tensor_lr``), which torch refuses, and no argument left at torch's default that
+        the original did not pass (FBGEMM's fused kernels refuse SGD's ``dampening``, ``nesterov``,
+        ``maximize``). ``model_dump()`` gives every field. ``include`` / ``exclude`` filter the names,
+        ``exclude_unset`` keeps those set explicitly, ``exclude_defaults`` drops those at the config's
+        default, ``exclude_none`` drops ``None`` values; ``by_alias`` changes nothing (no aliases).
+
+        Examples:
+          >>> from tml.optimizers.algorithms.sgd import SgdConfig
+          >>> SgdConfig(lr=0.1).dict()
+          {'lr': 0.1, 'momentum': 0.0}
+          >>> SgdConfig(lr=0.1, nesterov=True, momentum=0.9, flatten=True).dict()
+          {'lr': 0.1, 'momentum': 0.9, 'nesterov': True}
+        """
+        fields = type(self).model_fields
+        selected = {}
+        for name, value in self.constructor_kwargs().items():
+            if include is not None and name not in include:
+                continue
+            if exclude is not None and name in exclude:
+                continue
+            if exclude_unset and name not in self.model_fields_set:
+                continue
+            if exclude_defaults and name in fields and fields[name].default == value:
+                continue
+            if exclude_none and value is None:
+                continue
+            selected[name] = value
+        return selected
+
+    def json(
+        self,
+        *,
+        include: Any = None,
+        exclude: Any = None,
+        by_alias: bool = False,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        encoder: Callable[[Any], Any] | None = None,
+        models_as_dict: bool = True,
+        **dumps_kwargs: Any,
+    ) -> str:
+        """:meth:`dict` as JSON (``json.dumps``, with ``encoder`` as its ``default``);
+        ``model_dump_json()`` gives every field."""
+        data = self.dict(
+            include=include,
+            exclude=exclude,
+            by_alias=by_alias,
+            exclude_unset=exclude_unset,
+            exclude_defaults=exclude_defaults,
+            exclude_none=exclude_none,
+        )
+        return json.dumps(data, default=encoder, **dumps_kwargs)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pydantic
 
-from tml.core.config import BaseConfig
+from tml.core.config.base_config import StrictConfig
 from tml.core.config.types import models_in
 from tml.optimizers.algorithms.adam import (
     AdamaxConfig,
@@ -41,7 +41,7 @@ def _algorithm_field(config_class: type[OptimizerAlgorithmConfig]) -> Any:
     return pydantic.Field(None, json_schema_extra={"one_of": ALGORITHM_GROUP}, description=summary)
 
 
-class AlgorithmChoice(BaseConfig):
+class AlgorithmChoice(StrictConfig):
     """The algorithm keys, of which exactly one is set (a subclass may relax that to at most one
     through ``optional_groups``). ``lbfgs`` is deliberately absent: ``torch.optim.LBFGS.step`` needs a
     closure that re-evaluates the model, which a loop driven by ``optimizer.step()`` does not give."""

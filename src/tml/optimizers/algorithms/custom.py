@@ -137,6 +137,14 @@ class CustomOptimizerConfig(OptimizerAlgorithmConfig):
         }
         return {**defaults, **configured}
 
+    def constructor_kwargs(self) -> dict[str, Any]:
+        """``lr`` (see :meth:`OptimizerAlgorithmConfig.constructor_kwargs`) and the configured kwargs."""
+        lr = self.learning_rate_value()
+        configured = {
+            key: tuple(value) if isinstance(value, list) else value for key, value in self.kwargs.items()
+        }
+        return configured if lr is None else {"lr": lr, **configured}
+
     def check_hyperparameter_names(self, names: Sequence[str] | Mapping[str, Any]) -> None:
         """Like the built-ins'; a class that takes ``**kwargs`` accepts any name but ``lr``."""
         if _signature_kwargs(self.torch_class())[1]:

@@ -24,6 +24,7 @@ class MuonConfig(OptimizerAlgorithmConfig):
 
     key = "muon"
     optimizer_class = torch.optim.Muon
+    state_tensors = 1  # momentum_buffer
 
     weight_decay: NonNegativeFloat = pydantic.Field(0.1, description="Decoupled weight decay; >= 0.")
     momentum: NonNegativeFloat = pydantic.Field(0.95, description="Momentum factor; >= 0.")

@@ -17,6 +17,7 @@ class SgdConfig(OptimizerAlgorithmConfig):
 
     key = "sgd"
     optimizer_class = torch.optim.SGD
+    original_kwargs = ("momentum",)
 
     momentum: NonNegativeFloat = pydantic.Field(0.0, description="Momentum factor; >= 0.")
     dampening: NonNegativeFloat = pydantic.Field(0.0, description="Dampening of the momentum; >= 0.")
@@ -25,6 +26,10 @@ class SgdConfig(OptimizerAlgorithmConfig):
         False, description="Nesterov momentum; needs momentum > 0 and dampening 0."
     )
     maximize: bool = pydantic.Field(False, description=_MAXIMIZE)
+
+    def state_tensor_count(self) -> int:
+        """A ``momentum_buffer`` with momentum, nothing without."""
+        return int(self.momentum > 0)
 
     @pydantic.model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> SgdConfig:
@@ -51,6 +56,7 @@ class AsgdConfig(OptimizerAlgorithmConfig):
 
     key = "asgd"
     optimizer_class = torch.optim.ASGD
+    state_tensors = 1  # ax
 
     lambd: NonNegativeFloat = pydantic.Field(1e-4, description="Decay term; >= 0.")
     alpha: NonNegativeFloat = pydantic.Field(0.75, description="Power for the eta update; >= 0.")

@@ -20,10 +20,11 @@ from rich.table import Table
 from tml.core.config import ConfigError
 from tml.optimizers.cli import catalog, summary
 from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
-from tml.optimizers.cli.groups import group_multipliers, group_schedules
+from tml.optimizers.cli.groups import group_multipliers, group_schedules, load_model
 from tml.optimizers.cli.loading import LoadedConfig, load_optimizer_config
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, plot_schedules
 from tml.optimizers.cli.schema import optimizer_schema
+from tml.optimizers.describe import describe_param_groups
 from tml.optimizers.runtime.resume import RESUME_POLICIES
 
 PROGRAM = "tml-optim"
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(commands, common, key_option)
     _add_show(commands, common, config_options)
     _add_plot(commands, common, config_options)
+    _add_groups(commands, common, config_options)
     _add_schema(commands, common)
     _add_list(commands, common)
     _add_train(commands, common, config_options)
@@ -144,6 +146,37 @@ def _add_plot(
         help="image size in pixels, WIDTHxHEIGHT (default: 1000x500)",
     )
     plot.set_defaults(run=run_plot)
+
+
+def _add_groups(
+    commands: Commands,
+    common: argparse.ArgumentParser,
+    config_options: argparse.ArgumentParser,
+) -> None:
+    groups = commands.add_parser(
+        "groups",
+        parents=[common, config_options],
+        help="the param groups built for your model: algorithm, kernel, LRs, sizes, optimizer state",
+        description="Builds your model and describes the param groups build_optimizer would make of it "
+        "(nothing is trained). Example: tml-optim groups config.yaml --model mypackage.models:make_model "
+        "--model-arg towers=4 --params",
+    )
+    groups.add_argument(
+        "--model",
+        required=True,
+        metavar="MODULE:FACTORY",
+        help="a function returning the model: package.module:name or path/to/file.py:name",
+    )
+    groups.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a keyword argument of the factory (a YAML scalar: 4, 0.5, true, text); repeatable",
+    )
+    groups.add_argument("--params", action="store_true", help="also list every parameter with its group")
+    groups.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
+    groups.set_defaults(run=run_groups)
 
 
 def _add_schema(
@@ -298,6 +331,77 @@ def run_plot(arguments: argparse.Namespace, console: Console) -> int:
     )
     console.print(f"wrote {path} (steps 0 to {end}, {len(schedules)} group(s))")
     return EXIT_OK
+
+
+def run_groups(arguments: argparse.Namespace, console: Console) -> int:
+    loaded = load_optimizer_config(arguments.config, arguments.key)
+    model = load_model(arguments.model, arguments.model_arg)
+    try:
+        described = describe_param_groups(model, loaded.config)
+    except ValueError as error:
+        raise CliError(f"{arguments.config}: {error}") from None
+    if arguments.format == "json":
+        rows = [group.as_dict() for group in described]
+        if not arguments.params:
+            rows = [{key: value for key, value in row.items() if key != "parameters"} for row in rows]
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    table = Table(title=f"{len(described)} param group(s) of {type(model).__name__}", title_justify="left")
+    columns = ("group", "algorithm", "kernel", "LR at 0", "peak LR", "weight decay", "× LR")
+    for column in (*columns, "tensors", "elements", "state"):
+        table.add_column(column, justify="right" if column in ("tensors", "elements", "state") else "left")
+    for group in described:
+        table.add_row(
+            group.name,
+            f"{group.algorithm} ({group.torch_class})",
+            group.kernel,
+            summary.format_lr(group.lr_at_start),
+            summary.format_lr(group.lr_peak),
+            "—" if group.weight_decay is None else f"{group.weight_decay:g}",
+            f"{group.lr_multiplier:g}",
+            f"{group.tensors:,}",
+            f"{group.elements:,}",
+            "unknown" if group.state_bytes is None else _bytes(group.state_bytes),
+        )
+    known = [group.state_bytes for group in described if group.state_bytes is not None]
+    state = _bytes(sum(known)) + ("" if len(known) == len(described) else " + unknown")
+    table.add_section()
+    table.add_row(
+        "total",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        f"{sum(g.tensors for g in described):,}",
+        f"{sum(g.elements for g in described):,}",
+        state,
+    )
+    console.print(table)
+    if arguments.params:
+        parameters = Table(title="parameters", title_justify="left")
+        for column in ("parameter", "shape", "group"):
+            parameters.add_column(column)
+        for group in described:
+            for parameter in group.parameters:
+                parameters.add_row(
+                    parameter.name, "×".join(map(str, parameter.shape)) or "scalar", group.name
+                )
+        console.print(parameters)
+    return EXIT_OK
+
+
+def _bytes(count: int) -> str:
+    """A size in bytes as printed: ``512 B``, ``1.5 KiB``, ``3.0 MiB``."""
+    if count < 1024:
+        return f"{count} B"
+    size = count / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def run_schema(arguments: argparse.Namespace, console: Console) -> int:

@@ -10,6 +10,7 @@ probability of an engagement. Module names follow the param-group convention, so
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import torch
 from torch import nn
@@ -119,3 +120,9 @@ def ranking_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ["TASKS", "ModelShape", "RankingModel", "SyntheticRankingData", "ranking_loss"]
+
+
+def make_model(**sizes: Any) -> RankingModel:
+    """The demo model with the sizes of :class:`ModelShape`, as ``tml-optim groups --model`` calls it
+    (``--model tml.optimizers.demo.model:make_model --model-arg hidden=64``)."""
+    return RankingModel(ModelShape(**sizes))

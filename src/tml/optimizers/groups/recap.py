@@ -15,7 +15,7 @@ import re
 
 import pydantic
 
-from tml.core.config import BaseConfig
+from tml.core.config.base_config import StrictConfig
 from tml.optimizers.schedules import LearningRate
 
 BACKBONE_GROUP = "backbone"
@@ -44,7 +44,7 @@ def tower_pattern(task: str) -> str:
     return "re:" + re.escape(f".{sanitize(task)}.")
 
 
-class MultiTaskLearningRates(BaseConfig):
+class MultiTaskLearningRates(StrictConfig):
     """recap's per-tower schedules: one ``LearningRate`` per task, one for the backbone."""
 
     tower_learning_rates: dict[str, LearningRate] = pydantic.Field(

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import pydantic
 
-from tml.core.config import BaseConfig, raise_at
+from tml.core.config import raise_at
+from tml.core.config.base_config import StrictConfig
 from tml.optimizers.algorithms import ALGORITHM_GROUP, AlgorithmChoice, OptimizerAlgorithmConfig
 from tml.optimizers.fields import NO_BOOL, NonNegativeFloat
 from tml.optimizers.groups.patterns import check_patterns
@@ -122,7 +123,7 @@ class ParamGroupConfig(AlgorithmChoice):
         return self.chosen_algorithm()
 
 
-class LayerDecayConfig(BaseConfig):
+class LayerDecayConfig(StrictConfig):
     """Layer-wise LR decay with timm's numbering.
 
     ``layer_pattern`` captures the block index ``i`` of a parameter's name; block ``i`` is layer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -51,12 +52,17 @@ class LRShim(LRScheduler):
         ``CombinedOptimizer``).
       lr_dict: group name -> schedule, in the order of ``optimizer.param_groups``. If every group
         carries a ``"name"``, the names must be those of ``lr_dict``, in order.
-      last_epoch: the index of the last step taken, ``-1`` for a new run (torch's convention).
+      last_epoch: the index of the last step taken, ``-1`` for a new run (torch's convention). With
+        ``k >= 0`` the scheduler resumes: right after construction the position is ``k + 1`` (torch
+        documents the same; a group without ``initial_lr`` gets its schedule's value at step 0).
+      verbose: accepted for the original's signature, ``LRShim(optimizer, lr_dict, last_epoch,
+        verbose)``; it has no effect (``True`` warns, as torch's schedulers did before removing it).
       lr_multipliers: group name -> factor applied to that group's schedule (default 1).
       schedule_position: ``"scheduler_steps"`` or ``"optimizer_steps"``, see above.
 
     Raises:
-      ValueError: ``lr_dict`` does not have one schedule per param group, or names them differently.
+      ValueError: ``lr_dict`` does not have one schedule per param group, or names them differently;
+        ``last_epoch`` is below -1.
 
     Examples:
       >>> from tml.optimizers.schedules import LearningRate, LinearRampToConstant
@@ -80,10 +86,22 @@ class LRShim(LRScheduler):
         optimizer: torch.optim.Optimizer,
         lr_dict: Mapping[str, LearningRate],
         last_epoch: int = -1,
+        verbose: bool = False,
         *,
         lr_multipliers: Mapping[str, float] | None = None,
         schedule_position: str = "scheduler_steps",
     ) -> None:
+        if verbose:
+            warnings.warn(
+                "LRShim's verbose has no effect (torch removed it from its schedulers); print "
+                "scheduler.get_last_lr() instead",
+                FutureWarning,
+                stacklevel=2,
+            )
+        if last_epoch < -1:
+            raise ValueError(
+                f"last_epoch must be -1 (a new run) or the index of the last step taken, got {last_epoch}"
+            )
         group_count = count_param_groups(optimizer)
         if group_count != len(lr_dict):
             raise ValueError(
@@ -125,6 +143,10 @@ class LRShim(LRScheduler):
         value_of.update((pair, len(self._schedules) + offset) for offset, pair in enumerate(self._scaled))
         self._value_of_group = [value_of[pair] for pair in pairs]
         self._group_count = len(optimizer.param_groups)
+        if last_epoch != -1:  # torch reads initial_lr (as base_lrs) when resuming
+            first = self._values(0)
+            for group, index in zip(optimizer.param_groups, self._value_of_group, strict=False):
+                group.setdefault("initial_lr", first[index])
         super().__init__(optimizer, last_epoch)  # torch's initial step() writes the first LRs
         if schedule_position == "optimizer_steps":
             handle = optimizer.register_step_post_hook(_count_optimizer_step(weakref.ref(self)))
@@ -193,6 +215,11 @@ class LRShim(LRScheduler):
         rather than kept.
         """
         return self.get_lr()
+
+    def lrs_by_group(self) -> dict[str, float]:
+        """Group name -> its current learning rate (a float, also for a tensor lr), for logging
+        (``SummaryWriter.add_scalars("lr", scheduler.lrs_by_group(), step)``)."""
+        return dict(zip(self.group_names, self.get_last_lr(), strict=True))
 
     def state_dict(self) -> dict[str, Any]:
         """The step plus what identifies the schedules: plain data, loadable with ``weights_only``."""

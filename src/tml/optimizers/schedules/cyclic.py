@@ -11,7 +11,7 @@ from typing import Literal
 
 import pydantic
 
-from tml.core.config import BaseConfig
+from tml.core.config.base_config import StrictConfig
 from tml.optimizers.fields import (
     DecayFactor,
     LearningRateValue,
@@ -46,7 +46,7 @@ class CosineWithRestarts(WarmupFields):
     _final_below_peak = final_at_most_peak()
 
 
-class OneCycle(BaseConfig):
+class OneCycle(StrictConfig):
     """The 1cycle policy, with the same values as torch's ``OneCycleLR``, holding from its last step."""
 
     max_learning_rate: LearningRateValue = pydantic.Field(description="The peak learning rate.")
@@ -107,7 +107,7 @@ class OneCycle(BaseConfig):
         return three_phase
 
 
-class Cyclic(BaseConfig):
+class Cyclic(StrictConfig):
     """Triangular cycles between two learning rates, with the same values as torch's ``CyclicLR``."""
 
     base_learning_rate: LearningRateValue = pydantic.Field(

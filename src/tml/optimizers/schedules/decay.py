@@ -10,7 +10,7 @@ from typing import Literal
 
 import pydantic
 
-from tml.core.config import BaseConfig
+from tml.core.config.base_config import StrictConfig
 from tml.optimizers.fields import (
     DecayFactor,
     LearningRateValue,
@@ -27,7 +27,7 @@ LISTED_CYCLES = 8
 """How many periods of a periodic schedule its ``milestones`` list."""
 
 
-class Linear(BaseConfig):
+class Linear(StrictConfig):
     """A straight line from ``start_learning_rate`` to ``end_learning_rate`` over ``steps``, then the end."""
 
     start_learning_rate: LearningRateValue = pydantic.Field(description="The learning rate at step 0.")
@@ -37,7 +37,7 @@ class Linear(BaseConfig):
     steps: PositiveSteps = pydantic.Field(description="Number of steps from the start to the end value.")
 
 
-class PiecewiseLinear(BaseConfig):
+class PiecewiseLinear(StrictConfig):
     """Linear interpolation through the points ``(boundaries[i], values[i])``, constant outside them."""
 
     boundaries: IncreasingSteps = pydantic.Field(

@@ -7,7 +7,7 @@ from typing import Any
 import pydantic
 from pydantic.json_schema import JsonDict
 
-from tml.core.config import BaseConfig
+from tml.core.config.base_config import StrictConfig
 from tml.optimizers.fields import LearningRateValue
 from tml.optimizers.schedules.cyclic import CosineWithRestarts, Cyclic, OneCycle
 from tml.optimizers.schedules.decay import (
@@ -26,7 +26,7 @@ from tml.optimizers.schedules.sequence import ScheduleSequence, SequencePhase
 _ONE_OF_LR: JsonDict = {"one_of": "lr"}
 
 
-class LearningRate(BaseConfig):
+class LearningRate(StrictConfig):
     """A learning-rate schedule: exactly one of the keys below is set.
 
     Examples:

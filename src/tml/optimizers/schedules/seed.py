@@ -9,14 +9,14 @@ from typing import Any
 
 import pydantic
 
-from tml.core.config import BaseConfig
+from tml.core.config.base_config import StrictConfig
 from tml.optimizers.fields import LearningRateValue, PositiveSteps
 from tml.optimizers.schedules.ops import Closure, Number, Ops, cosine_anneal
 from tml.optimizers.schedules.registry import register_schedule
 from tml.optimizers.schedules.rules import IncreasingSteps
 
 
-class PiecewiseConstant(BaseConfig):
+class PiecewiseConstant(StrictConfig):
     """Constant pieces: ``learning_rate_values[i]`` from ``learning_rate_boundaries[i - 1]`` on."""
 
     learning_rate_boundaries: IncreasingSteps = pydantic.Field(
@@ -38,7 +38,7 @@ class PiecewiseConstant(BaseConfig):
         return values
 
 
-class LinearRampToConstant(BaseConfig):
+class LinearRampToConstant(StrictConfig):
     """A straight line from 0 to ``learning_rate`` over ``num_ramp_steps`` steps, then constant."""
 
     learning_rate: LearningRateValue = pydantic.Field(description="The learning rate after the ramp.")
@@ -47,7 +47,7 @@ class LinearRampToConstant(BaseConfig):
     )
 
 
-class LinearRampToCosine(BaseConfig):
+class LinearRampToCosine(StrictConfig):
     """A ramp from 0 to ``learning_rate``, then a half cosine down to ``final_learning_rate``."""
 
     learning_rate: LearningRateValue = pydantic.Field(

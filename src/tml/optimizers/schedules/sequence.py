@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pydantic
 
-from tml.core.config import BaseConfig
+from tml.core.config.base_config import StrictConfig
 from tml.optimizers.fields import PositiveSteps
 from tml.optimizers.schedules.ops import Closure, Ops
 from tml.optimizers.schedules.registry import (
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from tml.optimizers.schedules.learning_rate import LearningRate
 
 
-class SequencePhase(BaseConfig):
+class SequencePhase(StrictConfig):
     """One phase of a ``sequence``: a schedule that runs for ``steps`` steps (the last: for ever)."""
 
     steps: PositiveSteps | None = pydantic.Field(

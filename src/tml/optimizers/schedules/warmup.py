@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pydantic
 
-from tml.core.config import BaseConfig
+from tml.core.config.base_config import StrictConfig
 from tml.optimizers.fields import LearningRateValue, NonNegativeSteps
 from tml.optimizers.schedules.ops import Closure, Number, Ops
 
 
-class WarmupFields(BaseConfig):
+class WarmupFields(StrictConfig):
     """``warmup_steps`` and ``warmup_start_learning_rate``, inherited by every kind that warms up."""
 
     warmup_steps: NonNegativeSteps = pydantic.Field(
