@@ -15,8 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from launch import HERE, torchrun
 from resume_matrix import TRANSPORTS, cases, run_case
 
-from tml.optimizers.runtime.resume import RESUME_POLICIES
-
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize(("key", "layout"), cases(), ids=[f"{key}-{layout}" for key, layout in cases()])
@@ -38,4 +36,3 @@ def test_resume_matrix_on_two_gloo_ranks(tmp_path: Path) -> None:
     torchrun(2, HERE / "resume_matrix_worker.py", str(tmp_path), json.dumps(TWO_RANK_CASES), timeout=240)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results == {f"{key}-{layout}": "ok" for key, layout in TWO_RANK_CASES}
-    assert RESUME_POLICIES == ("strict", "config")
