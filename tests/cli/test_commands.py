@@ -373,3 +373,46 @@ def test_groups_describes_the_users_model_as_built(tmp_path: Path) -> None:
     assert re.search(rf"total\W+4\W+16\W+{total_bytes} B", table.stdout), table.stdout
     bad = run_cli("groups", "config.yaml", "--model", "model.py:nothing", cwd=tmp_path)
     assert bad.returncode == 2 and "model.py has no callable 'nothing'" in bad.stderr
+
+
+def test_version_and_no_arguments_print_what_a_new_user_needs() -> None:
+    from importlib.metadata import version
+
+    assert run_cli("--version").stdout.strip() == f"tml-optim {version('tml-optimizers')}"
+    bare = run_cli()
+    assert bare.returncode == 0 and bare.stdout.startswith("usage: tml-optim")
+    assert "Exit statuses: 0 success, 1 an invalid config" in " ".join(bare.stdout.split())
+
+
+def test_output_that_is_not_a_terminal_is_never_cut(tmp_path: Path) -> None:
+    name = "a_rather_long_param_group_name_for_the_towers_of_every_task"
+    (tmp_path / "long.yaml").write_text(
+        "optimizer:\n  sgd: {lr: 0.000123456789}\n"
+        f"  param_groups:\n    - {{name: {name}, params: ['x.*'], lr_multiplier: 0.333333333}}\n"
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    script = Path(sys.executable).with_name("tml-optim")
+    result = subprocess.run(
+        [str(script), "show", "long.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert name in result.stdout and "…" not in result.stdout
+    assert "4.11523e-05" in result.stdout  # 0.000123456789 × 0.333333333, 6 significant digits
+
+
+def test_without_the_cli_extra_the_command_says_which_extra_to_install() -> None:
+    code = "import sys; sys.modules['rich'] = None; from tml.optimizers.cli.main import main"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "tml-optim: error: the command needs the 'cli' extra (rich is not installed): "
+        "pip install 'tml-optimizers[cli]'"
+    )

@@ -7,6 +7,7 @@ Every subcommand takes ``--debug`` (a traceback instead of one line per error). 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import signal
 import sys
@@ -14,8 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeAlias
 
-from rich.console import Console
-from rich.table import Table
+try:
+    from rich.console import Console
+    from rich.table import Table
+except ModuleNotFoundError as missing:  # installed without the cli extra
+    raise SystemExit(
+        f"tml-optim: error: the command needs the 'cli' extra ({str(missing.name).split('.')[0]} is not "
+        "installed): "
+        "pip install 'tml-optimizers[cli]'"
+    ) from None
 
 from tml.core.config import ConfigError
 from tml.optimizers.cli import catalog, summary
@@ -28,14 +36,21 @@ from tml.optimizers.describe import describe_param_groups
 from tml.optimizers.runtime.resume import RESUME_POLICIES
 
 PROGRAM = "tml-optim"
-DESCRIPTION = "Check, show, plot and train with a tml-optimizers config (docs/cli.md)."
+DESCRIPTION = (
+    "Check, show, plot and train with a tml-optimizers config: an optimizer, its learning-rate "
+    "schedules and param-group rules, in YAML."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns (and, as a console script, exits with) the exit status."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        parser.print_help()
+        return EXIT_OK
     arguments = parser.parse_args(argv)
-    console = Console(highlight=False, soft_wrap=True)  # long paths stay on one line
+    console = make_console()
     try:
         status: int = arguments.run(arguments, console)
     except ConfigError as error:
@@ -66,6 +81,17 @@ Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """The subcommands of the parser (argparse names no public type for them)."""
 
 
+def make_console() -> Console:
+    """The console the commands print to: long paths on one line, and, when standard output is not
+    a terminal (a file, a pipe, a CI log), no width limit, so no value or name is ever cut."""
+    width = None if sys.stdout.isatty() else NO_TERMINAL_WIDTH
+    return Console(highlight=False, soft_wrap=True, width=width)
+
+
+NO_TERMINAL_WIDTH = 10_000
+"""The console width when standard output is not a terminal: wide enough for any table."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tml-optim`` and its subcommands."""
     common = argparse.ArgumentParser(add_help=False)
@@ -84,7 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     config_options = argparse.ArgumentParser(add_help=False, parents=[key_option])
     config_options.add_argument("config", metavar="CONFIG", help="a YAML file holding an optimizer config")
 
-    parser = argparse.ArgumentParser(prog=PROGRAM, description=DESCRIPTION, parents=[common])
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description=DESCRIPTION,
+        parents=[common],
+        epilog="Exit statuses: 0 success, 1 an invalid config or a failed job, 2 a usage error (bad "
+        "arguments, a missing or unreadable file), 128 + N when train is stopped by signal N. "
+        "Example: tml-optim validate config.yaml",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROGRAM} {_version()}")
     parser.set_defaults(debug=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_validate(commands, common, key_option)
@@ -241,6 +275,13 @@ def _add_train(
     )
     train.add_argument("--log-every", type=_positive, help="steps between log lines when not on a terminal")
     train.set_defaults(run=run_train)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tml-optimizers")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
 
 
 # ---------------------------------------------------------------- subcommands
