@@ -416,3 +416,48 @@ def test_without_the_cli_extra_the_command_says_which_extra_to_install() -> None
         "tml-optim: error: the command needs the 'cli' extra (rich is not installed): "
         "pip install 'tml-optimizers[cli]'"
     )
+
+
+def test_validate_for_ci_many_files_stdin_quiet_json_and_the_exit_statuses(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text("optimizer:\n  sgd: {lr: 0.1}\n")
+    (tmp_path / "bad.yaml").write_text("optimizer:\n  adam:\n    lr: -1\n")
+    quiet = run_cli("validate", "--quiet", "good.yaml", "bad.yaml", cwd=tmp_path)
+    assert quiet.returncode == 1 and quiet.stdout == ""
+    assert quiet.stderr.splitlines() == [
+        "tml-optim: error: invalid config in bad.yaml:",
+        "  bad.yaml:3:5: optimizer.adam.lr: Input should be greater than or equal to 0 (got -1)",
+        "1 of 2 files are invalid",
+    ]
+    assert run_cli("validate", "-q", "good.yaml", cwd=tmp_path).stdout == ""
+    report = run_cli("validate", "--format", "json", "good.yaml", "bad.yaml", "missing.yaml", cwd=tmp_path)
+    assert report.returncode == 2  # a file that cannot be read outranks an invalid one
+    assert json.loads(report.stdout) == [
+        {"path": "good.yaml", "ok": True, "errors": []},
+        {
+            "path": "bad.yaml",
+            "ok": False,
+            "errors": [
+                {
+                    "line": 3,
+                    "column": 5,  # the key lr: 4 spaces in
+                    "path": "optimizer.adam.lr",
+                    "message": "Input should be greater than or equal to 0 (got -1)",
+                }
+            ],
+        },
+        {
+            "path": "missing.yaml",
+            "ok": False,
+            "errors": [{"line": None, "column": None, "path": "", "message": "missing.yaml: no such file"}],
+        },
+    ]
+    script = Path(sys.executable).with_name("tml-optim")
+    piped = subprocess.run(
+        [str(script), "validate", "-"],
+        input="optimizer:\n  sgd: {lr: 0.1}\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert piped.returncode == 0 and piped.stdout.startswith("✓ <stdin> (at key optimizer): a valid")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,14 +84,16 @@ def find_key(document: YamlDocument) -> str | None:
 
 
 def load_optimizer_config(path: str | Path, key: str | None = None) -> LoadedConfig:
-    """Read and validate the optimizer config of a YAML file.
+    """Read and validate the optimizer config of a YAML file (``-``: standard input).
 
     Raises:
       UsageError: the file does not exist, or the key is ambiguous.
       ConfigError: the YAML is invalid; ``ConfigFileError`` (a ``ConfigError``): the config is
         invalid. Either lists every issue, with file, line and column.
     """
-    document = read_document(path)
+    document = (
+        YamlDocument.parse(sys.stdin.read(), file="<stdin>") if str(path) == "-" else read_document(path)
+    )
     chosen = key if key is not None else find_key(document)
     try:
         return LoadedConfig(document.to_config(OptimizerConfig, chosen), document.file, chosen)

@@ -7,13 +7,14 @@ Every subcommand takes ``--debug`` (a traceback instead of one line per error). 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import json
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 try:
     from rich.console import Console
@@ -27,7 +28,7 @@ except ModuleNotFoundError as missing:  # installed without the cli extra
 
 from tml.core.config import ConfigError
 from tml.optimizers.cli import catalog, summary
-from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, UsageError
+from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError, UsageError
 from tml.optimizers.cli.groups import group_multipliers, group_schedules, load_model
 from tml.optimizers.cli.loading import LoadedConfig, load_optimizer_config
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, plot_schedules
@@ -137,10 +138,23 @@ def _add_validate(
     key_option: argparse.ArgumentParser,
 ) -> None:
     validate = commands.add_parser(
-        "validate", parents=[common, key_option], help="check configs; print a summary or every error"
+        "validate",
+        parents=[common, key_option],
+        help="check configs; print a summary or every error",
+        description="Check each config: a summary of a valid one, every issue of an invalid one "
+        "(file:line:column, path, rule, value). Exit status: 0 every config is valid, 1 one is "
+        "invalid, 2 a usage error or a file that cannot be read. Example, in CI: "
+        "tml-optim validate --quiet configs/*.yaml",
     )
     validate.add_argument(
-        "configs", metavar="CONFIG", nargs="+", help="YAML files holding an optimizer config"
+        "configs", metavar="CONFIG", nargs="+", help="YAML files holding an optimizer config; - for stdin"
+    )
+    validate.add_argument("--quiet", "-q", action="store_true", help="print only the errors")
+    validate.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one object per file (path, ok, errors with line, column, path, message)",
     )
     validate.set_defaults(run=run_validate)
 
@@ -289,21 +303,52 @@ def _version() -> str:
 
 def run_validate(arguments: argparse.Namespace, console: Console) -> int:
     status = EXIT_OK
-    summaries = 0
+    reports: list[dict[str, Any]] = []
     for config in arguments.configs:
         try:
             loaded = load_optimizer_config(config, arguments.key)
-        except ConfigError as error:
+        except (ConfigError, UsageError) as error:
             if arguments.debug:
                 raise
-            _print_config_error(error)
-            status = EXIT_FAILURE
+            failed = EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILURE
+            status = max(status, failed)
+            reports.append({"path": str(config), "ok": False, "errors": _error_records(error)})
+            if arguments.format == "text":
+                _print_error(error)
             continue
-        if summaries:
-            console.print()
-        _print_summary(loaded, console)
-        summaries += 1
+        reports.append({"path": str(config), "ok": True, "errors": []})
+        if arguments.format == "text" and not arguments.quiet:
+            if len(reports) > 1:
+                console.print()
+            _print_summary(loaded, console)
+    invalid = sum(not report["ok"] for report in reports)
+    if arguments.format == "json":
+        print(json.dumps(reports, indent=2))
+    elif invalid and len(reports) > 1:
+        print(f"{invalid} of {len(reports)} files are invalid", file=sys.stderr)
     return status
+
+
+def _error_records(error: Exception) -> list[dict[str, Any]]:
+    """The issues of ``error`` as JSON records (line and column ``null`` where unknown)."""
+    if not isinstance(error, ConfigError):
+        return [{"line": None, "column": None, "path": "", "message": str(error)}]
+    return [
+        {
+            "line": issue.position.line if issue.position else None,
+            "column": issue.position.column if issue.position else None,
+            "path": issue.dotted_path,
+            "message": str(dataclasses.replace(issue, position=None, path=())),  # rule, value, hint
+        }
+        for issue in error.issues
+    ]
+
+
+def _print_error(error: Exception) -> None:
+    if isinstance(error, ConfigError):
+        _print_config_error(error)
+    else:
+        _error_line(str(error))
 
 
 def _print_summary(loaded: LoadedConfig, console: Console) -> None:
