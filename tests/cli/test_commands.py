@@ -461,3 +461,18 @@ def test_validate_for_ci_many_files_stdin_quiet_json_and_the_exit_statuses(tmp_p
         check=False,
     )
     assert piped.returncode == 0 and piped.stdout.startswith("✓ <stdin> (at key optimizer): a valid")
+
+
+@pytest.mark.parametrize(("suffix", "header"), [(".png", b"\x89PNG"), (".svg", b"<?xml"), (".pdf", b"%PDF")])
+def test_plot_writes_the_format_its_suffix_names(tmp_path: Path, suffix: str, header: bytes) -> None:
+    result = run_cli("plot", DEMO, "-o", tmp_path / f"lr{suffix}")
+    assert result.returncode == 0, result.stderr
+    data = (tmp_path / f"lr{suffix}").read_bytes()
+    assert data.startswith(header) and len(data) > 5_000
+
+
+def test_plot_refuses_a_format_it_cannot_write_before_loading_anything(tmp_path: Path) -> None:
+    result = run_cli("plot", tmp_path / "missing.yaml", "-o", tmp_path / "lr.jpg")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("cannot write .jpg images; use .png, .svg, .pdf")
+    assert not (tmp_path / "lr.jpg").exists()

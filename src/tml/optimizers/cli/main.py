@@ -31,7 +31,7 @@ from tml.optimizers.cli import catalog, summary
 from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError, UsageError
 from tml.optimizers.cli.groups import group_multipliers, group_schedules, load_model
 from tml.optimizers.cli.loading import LoadedConfig, load_optimizer_config
-from tml.optimizers.cli.plotting import DEFAULT_SIZE, plot_schedules
+from tml.optimizers.cli.plotting import DEFAULT_SIZE, image_format, plot_schedules
 from tml.optimizers.cli.schema import optimizer_schema
 from tml.optimizers.describe import describe_param_groups
 from tml.optimizers.runtime.resume import RESUME_POLICIES
@@ -182,11 +182,21 @@ def _add_plot(
     plot = commands.add_parser(
         "plot", parents=[common, config_options], help="a PNG of each group's learning rate over the steps"
     )
-    plot.add_argument("-o", "--output", default="lr.png", help="the PNG file to write (default: lr.png)")
+    plot.add_argument(
+        "-o", "--output", default="lr.png", help="the image to write, .png, .svg or .pdf (default: lr.png)"
+    )
     plot.add_argument(
         "--steps", type=_positive, help="last step of the plot (default: last phase boundary + 10%%)"
     )
-    plot.add_argument("--log-y", action="store_true", help="logarithmic learning-rate axis")
+    scale = plot.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--log-y",
+        action="store_const",
+        const=True,
+        dest="log_y",
+        help="logarithmic learning-rate axis (default: when the groups' LRs span more than 100×)",
+    )
+    scale.add_argument("--linear-y", action="store_const", const=False, dest="log_y", help="linear axis")
     plot.add_argument(
         "--size",
         type=_size,
@@ -403,6 +413,10 @@ def run_show(arguments: argparse.Namespace, console: Console) -> int:
 
 
 def run_plot(arguments: argparse.Namespace, console: Console) -> int:
+    try:
+        image_format(arguments.output)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     loaded = load_optimizer_config(arguments.config, arguments.key)
     schedules = group_schedules(loaded.config)
     end = arguments.steps if arguments.steps is not None else summary.default_end(schedules.values())

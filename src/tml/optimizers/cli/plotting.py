@@ -5,7 +5,7 @@ matplotlib runs on its Agg backend (no display needed). Images have an exact pix
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ def plot_schedules(
     output: str | Path,
     *,
     end: int,
-    log_y: bool = False,
+    log_y: bool | None = None,
     size: tuple[int, int] = DEFAULT_SIZE,
     title: str | None = None,
     multipliers: Mapping[str, float] | None = None,
@@ -53,17 +53,33 @@ def plot_schedules(
 
     A group's curve is its schedule times its entry in ``multipliers`` (1 when absent).
 
-    The values come from the vectorized ``compute_lr`` on a tensor of steps. With ``log_y``, steps
-    where the learning rate is 0 are left out of the curve (a log axis cannot show 0).
+    The values come from the vectorized ``compute_lr`` on a tensor of steps. ``log_y``: a log axis
+    (``True``), a linear one (``False``), or, by default, a log axis when the groups' positive
+    learning rates span more than :data:`LOG_SCALE_SPAN` (one group at 0.01 would flatten others
+    at 1e-4 into a line). On a log axis, steps where the learning rate is 0 are left out (a log axis
+    cannot show 0). A group whose curve is exactly an earlier group's is drawn dashed, and its
+    legend says so. The file's format comes from its suffix (``.png``, ``.svg``, ``.pdf``).
     """
     figure, axes = _figure(size)
     steps = sample_steps(end, list(schedules.values()))
+    curves = {
+        name: (multipliers or {}).get(name, 1.0) * compute_lr(schedule, steps)
+        for name, schedule in schedules.items()
+    }
+    if log_y is None:
+        log_y = _span(curves.values()) > LOG_SCALE_SPAN
     colors = _colors(len(schedules))
     for (name, schedule), color in zip(schedules.items(), colors, strict=True):
-        values = (multipliers or {}).get(name, 1.0) * compute_lr(schedule, steps)
+        values = curves[name]
+        same_as = next(
+            (other for other in curves if other != name and torch.equal(curves[other], values)), None
+        )
+        label, style = (name, "-")
+        if same_as is not None and list(curves).index(same_as) < list(curves).index(name):
+            label, style = (f"{name} (= {same_as})", "--")
         if log_y:
             values = torch.where(values > 0, values, torch.nan)
-        axes.plot(steps.numpy(), values.numpy(), label=name, color=color, linewidth=1.6)
+        axes.plot(steps.numpy(), values.numpy(), label=label, color=color, linewidth=1.6, linestyle=style)
         for boundary in schedule_milestones(schedule):
             if 0 < boundary <= end:
                 axes.axvline(boundary, color=color, linestyle=":", linewidth=1.0, alpha=0.8)
@@ -110,6 +126,35 @@ def _figure(size: tuple[int, int]) -> tuple[Figure, Any]:
     return figure, figure.add_subplot()
 
 
+LOG_SCALE_SPAN = 100.0
+"""The ratio of the greatest to the least positive learning rate above which ``plot`` draws a log axis."""
+
+IMAGE_FORMATS = ("png", "svg", "pdf")
+"""The file formats of the plots, chosen by the output file's suffix."""
+
+
+def image_format(output: str | Path) -> str:
+    """The format of an output file, from its suffix (``png`` when it has none).
+
+    Raises:
+      ValueError: the suffix names another format.
+    """
+    suffix = Path(output).suffix.lower().lstrip(".")
+    if not suffix:
+        return "png"
+    if suffix not in IMAGE_FORMATS:
+        raise ValueError(
+            f"{output}: cannot write .{suffix} images; use {', '.join('.' + f for f in IMAGE_FORMATS)}"
+        )
+    return suffix
+
+
+def _span(curves: Iterable[torch.Tensor]) -> float:
+    positive = [curve[curve > 0] for curve in curves]
+    values = torch.cat(positive) if positive else torch.empty(0)
+    return float(values.max() / values.min()) if values.numel() else 1.0
+
+
 def _colors(count: int) -> list[str]:
     return [f"C{index % 10}" for index in range(count)]
 
@@ -117,7 +162,7 @@ def _colors(count: int) -> list[str]:
 def _save(figure: Figure, output: str | Path) -> Path:
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI, format="png")
+    figure.savefig(path, dpi=DPI, format=image_format(path))
     return path
 
 
