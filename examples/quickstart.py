@@ -1,6 +1,6 @@
 """Quickstart: load an optimizer config from YAML, build it for a model, train on synthetic data.
 
-Run with ``make demo`` (or ``.venv/bin/python examples/quickstart.py``).
+Run with ``.venv/bin/python examples/quickstart.py`` after ``make setup``.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ computed, not what it computes (the speed work gives them a field of its own, ``
 
 
 SPEED_FIELDS = ("implementation", "flatten", "tensor_lr")
-"""The fields of every algorithm that choose how its torch optimizer is built (issue 5)."""
+"""The fields of every algorithm that choose how its torch optimizer is built (docs/speed.md)."""
 
 
 def constructor_defaults(optimizer_class: type) -> builtins.dict[str, Any]:
