@@ -256,3 +256,17 @@ def test_show_and_plot_draw_every_group(
 
     assert cli_main.main(["plot", str(config), "-o", str(tmp_path / "groups.png")]) == 0
     assert imread(tmp_path / "groups.png").shape[:2] == (500, 1000)
+
+
+@pytest.mark.parametrize("command", ["validate", "show", "plot", "groups", "schema", "list", "train"])
+def test_every_command_s_help_has_an_example_that_needs_no_file_of_this_repository(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tml.optimizers.cli.main import main as cli_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"Example: tml-optim {command}" in text
+    assert "docs/" not in text and "examples/" not in text

@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -78,6 +79,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, wrapping lines without breaking a word at its hyphen (``tml-optim``,
+    ``--model-arg`` stay whole)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        text = " ".join(text.split())
+        return textwrap.fill(
+            text, width, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+        )
+
+
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """The subcommands of the parser (argparse names no public type for them)."""
 
@@ -112,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_options.add_argument("config", metavar="CONFIG", help="a YAML file holding an optimizer config")
 
     parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog=PROGRAM,
         description=DESCRIPTION,
         parents=[common],
@@ -139,12 +155,13 @@ def _add_validate(
 ) -> None:
     validate = commands.add_parser(
         "validate",
+        formatter_class=HelpFormatter,
         parents=[common, key_option],
         help="check configs; print a summary or every error",
         description="Check each config: a summary of a valid one, every issue of an invalid one "
         "(file:line:column, path, rule, value). Exit status: 0 every config is valid, 1 one is "
-        "invalid, 2 a usage error or a file that cannot be read. Example, in CI: "
-        "tml-optim validate --quiet configs/*.yaml",
+        "invalid, 2 a usage error or a file that cannot be read. Example: "
+        "tml-optim validate --quiet configs/*.yaml (in CI)",
     )
     validate.add_argument(
         "configs", metavar="CONFIG", nargs="+", help="YAML files holding an optimizer config; - for stdin"
@@ -165,7 +182,12 @@ def _add_show(
     config_options: argparse.ArgumentParser,
 ) -> None:
     show = commands.add_parser(
-        "show", parents=[common, config_options], help="a table of each group's learning rate at chosen steps"
+        "show",
+        formatter_class=HelpFormatter,
+        parents=[common, config_options],
+        help="a table of each group's learning rate at chosen steps",
+        description="A table of each param group's learning rate at step 0, at every phase boundary and "
+        "at --steps, in closed form. Example: tml-optim show config.yaml --at 0,1000,100000",
     )
     show.add_argument(
         "--steps", type=_positive, help="last step of the table (default: the last phase boundary)"
@@ -180,7 +202,12 @@ def _add_plot(
     config_options: argparse.ArgumentParser,
 ) -> None:
     plot = commands.add_parser(
-        "plot", parents=[common, config_options], help="a PNG of each group's learning rate over the steps"
+        "plot",
+        formatter_class=HelpFormatter,
+        parents=[common, config_options],
+        help="an image of each group's learning rate over the steps",
+        description="One curve per param group, phase boundaries dotted; a log axis when the LRs span "
+        "more than 100x. Example: tml-optim plot config.yaml --steps 20000 -o lr.svg",
     )
     plot.add_argument(
         "-o", "--output", default="lr.png", help="the image to write, .png, .svg or .pdf (default: lr.png)"
@@ -213,6 +240,7 @@ def _add_groups(
 ) -> None:
     groups = commands.add_parser(
         "groups",
+        formatter_class=HelpFormatter,
         parents=[common, config_options],
         help="the param groups built for your model: algorithm, kernel, LRs, sizes, optimizer state",
         description="Builds your model and describes the param groups build_optimizer would make of it "
@@ -240,7 +268,14 @@ def _add_groups(
 def _add_schema(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    schema = commands.add_parser("schema", parents=[common], help="the JSON Schema of the optimizer config")
+    schema = commands.add_parser(
+        "schema",
+        formatter_class=HelpFormatter,
+        parents=[common],
+        help="the JSON Schema of the optimizer config",
+        description="The JSON Schema of the optimizer config, for editors (yaml-language-server) and "
+        "validators. Example: tml-optim schema --key optimizer -o optimizer.schema.json",
+    )
     schema.add_argument("-o", "--output", help="write to this file instead of standard output")
     schema.add_argument(
         "--key", help="schema of a document holding the config under this dotted key (e.g. optimizer)"
@@ -251,7 +286,13 @@ def _add_schema(
 def _add_list(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    listing = commands.add_parser("list", parents=[common], help="the optimizers and schedule kinds")
+    listing = commands.add_parser(
+        "list",
+        formatter_class=HelpFormatter,
+        parents=[common],
+        help="the optimizers and schedule kinds",
+        description="Every algorithm key and schedule kind a config may use. Example: tml-optim list",
+    )
     listing.set_defaults(run=run_list)
 
 
@@ -261,7 +302,13 @@ def _add_train(
     config_options: argparse.ArgumentParser,
 ) -> None:
     train = commands.add_parser(
-        "train", parents=[common, config_options], help="train the demo multi-task ranking model"
+        "train",
+        formatter_class=HelpFormatter,
+        parents=[common, config_options],
+        help="train the demo multi-task ranking model",
+        description="Train the demo multi-task ranking model with the config, checkpointing as it goes; "
+        "--resume continues bit-identically. Example: tml-optim train config.yaml --steps 2000 "
+        "--checkpoint-dir runs/try (under torchrun: one rank per process, DCP checkpoints)",
     )
     train.add_argument("--steps", type=_positive, default=1000, help="total optimizer steps (default: 1000)")
     train.add_argument(
@@ -295,7 +342,10 @@ def _add_train(
         "--seed", type=_non_negative, default=0, help="seed of the model and the data (default: 0)"
     )
     train.add_argument(
-        "--threads", type=_positive, default=1, help="torch threads (default: 1; see docs/cli.md)"
+        "--threads",
+        type=_positive,
+        default=1,
+        help="torch threads (default: 1: as fast for the small demo model, the same bits on any machine)",
     )
     train.add_argument("--log-every", type=_positive, help="steps between log lines when not on a terminal")
     train.set_defaults(run=run_train)
