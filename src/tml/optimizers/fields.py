@@ -14,11 +14,20 @@ def _plain_number(value: Any) -> Any:
         raise ValueError(f"expected a number, got the boolean {value}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"expected a finite number, got {value}")
+    if isinstance(value, str):
+        # pydantic reads the text 'nan' or '-inf' as the float, then reports a bound it breaks.
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if not math.isfinite(number):
+            raise ValueError(f"expected a finite number, got {value!r}")
     return value
 
 
 NO_BOOL = pydantic.BeforeValidator(_plain_number)
-"""Refuses a boolean (pydantic would read True as 1) or a non-finite float where a number belongs.
+"""Refuses a boolean (pydantic would read True as 1) or a non-finite number (``nan``, ``'inf'``) where
+a number belongs.
 
 Use as ``Annotated[float, NO_BOOL, pydantic.Field(...)]``."""
 
