@@ -175,6 +175,33 @@ ERROR_TABLE: list[tuple[dict[str, Any], str, str]] = [
         r"greater than or equal to 0",
     ),
     ({"sgd": {"lr": 0.1}, "learning_rate": "fast"}, "optimizer.learning_rate", r"valid dictionary"),
+    # 3. finite fields whose quotient or product is not: 1.0 / 1.0e-309 and 1e300 * 1e10 overflow
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "learning_rate": {
+                "one_cycle": {"max_learning_rate": 1.0, "total_steps": 100, "div_factor": 1.0e-309}
+            },
+        },
+        "optimizer.learning_rate.one_cycle",
+        r"the learning rate of group 'default' is not finite: the schedule's values lie in \[1.0, inf\]",
+    ),
+    (
+        {"sgd": {"lr": 1e300}, "param_groups": [{"name": "a", "params": ["a"], "lr_multiplier": 1e10}]},
+        "optimizer.param_groups.0.lr_multiplier",
+        r"group 'a' is not finite: the schedule's greatest value 1e\+300 times lr_multiplier "
+        r"10000000000.0 is inf",
+    ),
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "param_groups": [
+                {"name": "a", "params": ["a"], "adam": {"lr": {"constant": 1e300}}, "lr_multiplier": 1e9}
+            ],
+        },
+        "optimizer.param_groups.0.lr_multiplier",
+        r"times lr_multiplier 1000000000.0 is inf",
+    ),
     ({"sgd": {"lr": {"cosine": 0.1}}}, "optimizer.sgd.lr.cosine", r"Extra inputs are not permitted"),
 ]
 

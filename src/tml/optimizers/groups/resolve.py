@@ -10,6 +10,7 @@ config (``OptimizerConfig.group_specs()``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING
 
 import pydantic
@@ -18,7 +19,7 @@ from tml.core.config import located_error, raise_at, relocate
 from tml.optimizers.algorithms import OptimizerAlgorithmConfig
 from tml.optimizers.groups.recap import BACKBONE_GROUP, SINGLE_TASK_GROUP, tower_pattern
 from tml.optimizers.groups.rules import DEFAULT_GROUP, ParamGroupConfig
-from tml.optimizers.schedules import LearningRate
+from tml.optimizers.schedules import LearningRate, compute_lr, schedule_bounds, schedule_milestones
 
 if TYPE_CHECKING:
     from tml.optimizers.config import OptimizerConfig
@@ -133,7 +134,70 @@ def resolve_groups(config: OptimizerConfig) -> tuple[GroupSpec, ...]:
         exclude_from_weight_decay=tuple(config.exclude_from_weight_decay),
         path=f"the group of unclaimed parameters ({default_group_name(config)!r})",
     )
-    return (*rules, unclaimed)
+    specs = (*rules, unclaimed)
+    _check_finite_learning_rates(config, specs, title)
+    return specs
+
+
+def _default_schedule_path(config: OptimizerConfig) -> tuple[str | int, ...]:
+    for key in ("learning_rate", "single_task_learning_rate"):
+        if getattr(config, key) is not None:
+            return (key,)
+    multi_task = config.multi_task_learning_rates
+    if multi_task is not None and multi_task.backbone_learning_rate is not None:
+        return ("multi_task_learning_rates", "backbone_learning_rate")
+    return (config.chosen("optimizer")[0], "lr")
+
+
+def _schedule_path(config: OptimizerConfig, index: int) -> tuple[str | int, ...]:
+    """Where the schedule of the ``index``-th rule is given in the config."""
+    multi_task = config.multi_task_learning_rates
+    if multi_task is not None:
+        return (
+            "multi_task_learning_rates",
+            "tower_learning_rates",
+            list(multi_task.tower_learning_rates)[index],
+        )
+    group = config.param_groups[index]
+    if group.learning_rate is not None:
+        return ("param_groups", index, "learning_rate")
+    own = group.own_algorithm()
+    if own is not None and own[1].lr is not None:
+        return ("param_groups", index, own[0], "lr")
+    return _default_schedule_path(config)
+
+
+def _check_finite_learning_rates(config: OptimizerConfig, specs: tuple[GroupSpec, ...], title: str) -> None:
+    """Every group's learning rate, its schedule's bounds times its multiplier, is a finite number.
+
+    Each field is finite on its own, but a quotient or a product of two can overflow: ``one_cycle``
+    with ``div_factor: 1.0e-309`` peaks at inf, ``lr: 1.0e300`` with ``lr_multiplier: 1.0e10`` is inf.
+    """
+    for index, spec in enumerate(specs):
+        is_rule = index < len(specs) - 1
+        schedule_path = _schedule_path(config, index) if is_rule else _default_schedule_path(config)
+        try:
+            low, high = schedule_bounds(spec.schedule)
+            values = [compute_lr(spec.schedule, step) for step in (0, *schedule_milestones(spec.schedule))]
+        except (OverflowError, ZeroDivisionError) as error:
+            raise_at(title, schedule_path, f"the learning rate cannot be computed: {error}", None)
+        if not all(math.isfinite(value) for value in (low, high, *values)):
+            kind = spec.schedule.chosen()[0]
+            raise_at(
+                title,
+                schedule_path if schedule_path[-1] == "lr" else (*schedule_path, kind),
+                f"the learning rate of group {spec.name!r} is not finite: the schedule's values lie in "
+                f"[{low!r}, {high!r}] (at step 0 and its milestones: {', '.join(map(repr, values[:6]))})",
+                kind,
+            )
+        if not math.isfinite(high * spec.lr_multiplier):
+            raise_at(
+                title,
+                ("param_groups", index, "lr_multiplier"),
+                f"the learning rate of group {spec.name!r} is not finite: the schedule's greatest value "
+                f"{high!r} times lr_multiplier {spec.lr_multiplier!r} is {high * spec.lr_multiplier!r}",
+                spec.lr_multiplier,
+            )
 
 
 def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
