@@ -656,3 +656,69 @@ def test_a_forgotten_key_is_suggested(tmp_path: Path) -> None:
     ):
         load_config_from_yaml(OptimizerConfig, path)
     assert load_config_from_yaml(OptimizerConfig, path, key="model.optimizer").sgd is not None
+
+
+# ---------------------------------------------------------------- 4. bounded integers
+
+BOUNDS_TABLE: list[tuple[dict[str, Any], str, str]] = [
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "learning_rate": {"linear_ramp_to_constant": {"learning_rate": 0.1, "num_ramp_steps": 10**400}},
+        },
+        "optimizer.learning_rate.linear_ramp_to_constant.num_ramp_steps",
+        r"less than or equal to 1000000000000000",
+    ),
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "learning_rate": {
+                "cosine_with_restarts": {
+                    "learning_rate": 0.1,
+                    "first_cycle_steps": 10,
+                    "cycle_multiplier": 10**300,
+                }
+            },
+        },
+        "optimizer.learning_rate.cosine_with_restarts.cycle_multiplier",
+        r"less than or equal to 1000",
+    ),
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "learning_rate": {"piecewise_linear": {"boundaries": [0, 2**53 + 2], "values": [1.0, 0.0]}},
+        },
+        "optimizer.learning_rate.piecewise_linear.boundaries.1",
+        r"less than or equal to 1000000000000000",
+    ),
+    (
+        # each phase is within the bound, their sum is not
+        {
+            "sgd": {"lr": 0.1},
+            "learning_rate": {
+                "sequence": [{"steps": 10**15, "schedule": {"constant": 0.1}}] * 10
+                + [{"schedule": {"constant": 0.1}}]
+            },
+        },
+        "optimizer.learning_rate",
+        r"has a phase ending at step 10000000000000000, after 2\*\*53 = 9007199254740992",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "path", "message"), BOUNDS_TABLE)
+def test_bounds_table(data: dict[str, Any], path: str, message: str) -> None:
+    test_error_table(data, path, message)
+
+
+def test_the_vectorized_path_refuses_steps_it_cannot_hold_exactly() -> None:
+    import torch
+
+    from tml.optimizers.schedules import compute_lr
+
+    schedule = LearningRate(constant=0.5)
+    assert compute_lr(schedule, torch.tensor([2**53 - 1])).tolist() == [0.5]
+    with pytest.raises(
+        ValueError, match=r"steps must be < 2\*\*53 = 9007199254740992 on the vectorized path"
+    ):
+        compute_lr(schedule, torch.tensor([0, 2**53]))

@@ -35,6 +35,7 @@ from tml.optimizers.cli.loading import LoadedConfig, load_optimizer_config
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, image_format, plot_schedules
 from tml.optimizers.cli.schema import optimizer_schema
 from tml.optimizers.describe import describe_param_groups
+from tml.optimizers.fields import MAX_SCHEDULE_STEP
 from tml.optimizers.runtime.resume import RESUME_POLICIES
 
 PROGRAM = "tml-optim"
@@ -649,6 +650,12 @@ def _step_list(text: str) -> list[int]:
     steps = [_non_negative(part.strip()) for part in text.split(",") if part.strip()]
     if not steps:
         raise argparse.ArgumentTypeError("expected comma-separated steps such as 0,1000,5000")
+    too_large = [step for step in steps if step >= MAX_SCHEDULE_STEP]
+    if too_large:
+        raise argparse.ArgumentTypeError(
+            f"steps must be below 2**53 = {MAX_SCHEDULE_STEP} (float64 does not hold every integer "
+            f"above it), got {too_large[0]}"
+        )
     return steps
 
 

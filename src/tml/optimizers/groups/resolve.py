@@ -17,6 +17,7 @@ import pydantic
 
 from tml.core.config import located_error, raise_at, relocate
 from tml.optimizers.algorithms import OptimizerAlgorithmConfig
+from tml.optimizers.fields import MAX_SCHEDULE_STEP
 from tml.optimizers.groups.recap import BACKBONE_GROUP, SINGLE_TASK_GROUP, tower_pattern
 from tml.optimizers.groups.rules import DEFAULT_GROUP, ParamGroupConfig
 from tml.optimizers.schedules import LearningRate, compute_lr, schedule_bounds, schedule_milestones
@@ -181,6 +182,15 @@ def _check_finite_learning_rates(config: OptimizerConfig, specs: tuple[GroupSpec
             values = [compute_lr(spec.schedule, step) for step in (0, *schedule_milestones(spec.schedule))]
         except (OverflowError, ZeroDivisionError) as error:
             raise_at(title, schedule_path, f"the learning rate cannot be computed: {error}", None)
+        last = max(schedule_milestones(spec.schedule), default=0)
+        if last > MAX_SCHEDULE_STEP:
+            raise_at(
+                title,
+                schedule_path,
+                f"the schedule of group {spec.name!r} has a phase ending at step {last}, after "
+                f"2**53 = {MAX_SCHEDULE_STEP}, beyond which float64 steps are not exact",
+                last,
+            )
         if not all(math.isfinite(value) for value in (low, high, *values)):
             kind = spec.schedule.chosen()[0]
             raise_at(
