@@ -236,7 +236,7 @@ def test_schedule_resolution() -> None:
     )
     assert OptimizerConfig(sgd=SgdConfig(lr=0.5)).schedule() == LearningRate(constant=0.5)
     assert OptimizerConfig(sgd=SgdConfig(lr=cosine)).schedule() == cosine
-    assert OptimizerConfig(sgd=SgdConfig(lr=0.5), learning_rate=cosine).schedule() == cosine
+    assert OptimizerConfig(sgd=SgdConfig(lr=0.1), learning_rate=cosine).schedule() == cosine  # lr: the peak
     assert OptimizerConfig(adam=AdamConfig(), learning_rate=cosine).schedule() == cosine
 
 

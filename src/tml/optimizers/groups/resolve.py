@@ -220,6 +220,8 @@ def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
             f"lr is a schedule and {given[0]} is set too: give the schedule in one place",
             algorithm.model_dump(mode="json", exclude_none=True),
         )
+    if config.learning_rate is not None:
+        _check_unused_lr(algorithm.lr, config.learning_rate, (key, "lr"), "learning_rate", title)
     if algorithm.lr is None and not given:
         raise_at(
             title,
@@ -227,6 +229,33 @@ def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
             "lr is required unless learning_rate is set, got neither",
             algorithm.model_dump(mode="json", exclude_none=True),
         )
+
+
+def _check_unused_lr(
+    lr: object, schedule: LearningRate, path: tuple[str | int, ...], schedule_key: str, title: str
+) -> None:
+    """A number ``lr`` beside a schedule is not used: it must be the schedule's greatest value.
+
+    The original's configs write both (TwHIN: ``sgd: {lr: 0.05}`` and ``learning_rate: {constant:
+    0.05}``), so an equal ``lr`` is accepted; one that differs would be silently discarded.
+    recap's keys (``multi_task_learning_rates``…) are left alone: its configs carry an ``lr`` that the
+    towers' schedules override by design.
+    """
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool):
+        return
+    try:
+        peak = schedule_bounds(schedule)[1]
+    except (OverflowError, ZeroDivisionError):
+        return  # reported by the finite check
+    if not math.isfinite(peak) or math.isclose(lr, peak, rel_tol=1e-9, abs_tol=0.0):
+        return
+    raise_at(
+        title,
+        path,
+        f"lr {lr!r} would not be used: {schedule_key} is set too and gives the learning rate (its "
+        f"greatest value is {peak!r}); leave lr out, or make it {peak!r}",
+        lr,
+    )
 
 
 def _check_unique_names(groups: list[ParamGroupConfig], title: str) -> None:
@@ -260,6 +289,14 @@ def _resolve_rule(config: OptimizerConfig, index: int, group: ParamGroupConfig) 
             raise relocate(title, ("param_groups", index, "hyperparameters"), error) from None
     else:
         algorithm = default
+    if group.learning_rate is not None and own is not None:
+        _check_unused_lr(
+            own[1].lr,
+            group.learning_rate,
+            ("param_groups", index, own[0], "lr"),
+            "the group's learning_rate",
+            title,
+        )
     if group.learning_rate is not None:
         schedule = group.learning_rate
     elif own is not None and own[1].lr is not None:
