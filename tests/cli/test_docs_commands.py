@@ -50,7 +50,7 @@ def as_optimizer_config(document: dict[str, Any]) -> OptimizerConfig:
     if "optimizer" in document:
         document = document["optimizer"]
     if set(document) == {"learning_rate"}:
-        document = {"sgd": {"lr": 0.1}, **document}
+        document = {"sgd": {}, **document}
     return OptimizerConfig.model_validate(document)
 
 

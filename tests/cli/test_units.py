@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 from pathlib import Path
 
@@ -270,3 +271,17 @@ def test_every_command_s_help_has_an_example_that_needs_no_file_of_this_reposito
     text = " ".join(capsys.readouterr().out.split())
     assert f"Example: tml-optim {command}" in text
     assert "docs/" not in text and "examples/" not in text
+
+
+def test_a_folder_or_fifo_is_not_called_missing(tmp_path: Path) -> None:
+    # Before, both were "no such file".
+    from tml.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"it is a folder, not a regular file"):
+        load_optimizer_config(tmp_path)
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"it is a FIFO \(named pipe\), not a regular file"):
+        load_optimizer_config(fifo)
+    with pytest.raises(UsageError, match=r"absent.yaml: no such file"):
+        load_optimizer_config(tmp_path / "absent.yaml")

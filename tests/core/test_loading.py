@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -173,6 +175,33 @@ ERROR_TABLE: list[tuple[dict[str, Any], str, str]] = [
         r"greater than or equal to 0",
     ),
     ({"sgd": {"lr": 0.1}, "learning_rate": "fast"}, "optimizer.learning_rate", r"valid dictionary"),
+    # 3. finite fields whose quotient or product is not: 1.0 / 1.0e-309 and 1e300 * 1e10 overflow
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "learning_rate": {
+                "one_cycle": {"max_learning_rate": 1.0, "total_steps": 100, "div_factor": 1.0e-309}
+            },
+        },
+        "optimizer.learning_rate.one_cycle",
+        r"the learning rate of group 'default' is not finite: the schedule's values lie in \[1.0, inf\]",
+    ),
+    (
+        {"sgd": {"lr": 1e300}, "param_groups": [{"name": "a", "params": ["a"], "lr_multiplier": 1e10}]},
+        "optimizer.param_groups.0.lr_multiplier",
+        r"group 'a' is not finite: the schedule's greatest value 1e\+300 times lr_multiplier "
+        r"10000000000.0 is inf",
+    ),
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "param_groups": [
+                {"name": "a", "params": ["a"], "adam": {"lr": {"constant": 1e300}}, "lr_multiplier": 1e9}
+            ],
+        },
+        "optimizer.param_groups.0.lr_multiplier",
+        r"times lr_multiplier 1000000000.0 is inf",
+    ),
     ({"sgd": {"lr": {"cosine": 0.1}}}, "optimizer.sgd.lr.cosine", r"Extra inputs are not permitted"),
 ]
 
@@ -207,7 +236,7 @@ def test_schedule_resolution() -> None:
     )
     assert OptimizerConfig(sgd=SgdConfig(lr=0.5)).schedule() == LearningRate(constant=0.5)
     assert OptimizerConfig(sgd=SgdConfig(lr=cosine)).schedule() == cosine
-    assert OptimizerConfig(sgd=SgdConfig(lr=0.5), learning_rate=cosine).schedule() == cosine
+    assert OptimizerConfig(sgd=SgdConfig(lr=0.1), learning_rate=cosine).schedule() == cosine  # lr: the peak
     assert OptimizerConfig(adam=AdamConfig(), learning_rate=cosine).schedule() == cosine
 
 
@@ -422,3 +451,274 @@ def test_python_callers_of_load_config_from_yaml_get_the_nearest_key_and_the_val
     assert issue.hint == f"did you mean 'betas'? valid keys: {', '.join(valid)}"
     assert str(info.value).endswith(f"; did you mean 'betas'? valid keys: {', '.join(valid)}")
     assert f"{path}:5:7: model.optimizer.adam.beta:" in str(info.value)
+
+
+# ---------------------------------------------------------------- what YAML itself would read silently wrong
+
+SGD = "sgd: {lr: 0.1}\n"
+
+# (YAML text, the expected message: file:line:column, config path, rule and value)
+YAML_ERROR_TABLE: list[tuple[str, str]] = [
+    # 1. duplicate keys: PyYAML keeps the last one; both lines are named
+    (
+        "sgd: {lr: 0.01, lr: 5.0}\n",
+        r"config.yaml:1:17: sgd.lr: the key 'lr' is given twice in this mapping, at line 1, column 7 "
+        r"and at line 1, column 17; YAML would keep only the last",
+    ),
+    (
+        SGD + "learning_rate:\n  constant: 0.1\nlearning_rate:\n  constant: 0.5\n",
+        r"config.yaml:4:1: learning_rate: the key 'learning_rate' is given twice .* at line 2, column 1 "
+        r"and at line 4, column 1",
+    ),
+    (
+        SGD
+        + "param_groups:\n  - {name: a, params: ['a.*']}\nparam_groups:\n  - {name: b, params: ['b.*']}\n",
+        r"config.yaml:4:1: param_groups: the key 'param_groups' is given twice .* line 2, column 1 ",
+    ),
+    # 2. YAML 1.1 integer forms: a leading zero (octal in 1.1) and base 60
+    (
+        SGD + "learning_rate:\n  linear_ramp_to_constant: {learning_rate: 0.1, num_ramp_steps: 010}\n",
+        r"config.yaml:3:65: learning_rate.linear_ramp_to_constant.num_ramp_steps: 010 has a leading zero: "
+        r"YAML 1.1 reads it as an octal number, YAML 1.2 as a decimal one; write 10",
+    ),
+    (
+        SGD + "learning_rate:\n  cosine_decay: {learning_rate: 0.1, decay_steps: 1:30}\n",
+        r"config.yaml:3:51: learning_rate.cosine_decay.decay_steps: 1:30 is a base-60 number in YAML 1.1 "
+        r"\(90\) and text in YAML 1.2",
+    ),
+    (
+        SGD + "learning_rate:\n  piecewise_constant:\n    learning_rate_boundaries: [0100, 0200]\n"
+        "    learning_rate_values: [0.1, 0.01, 0.001]\n",
+        r"config.yaml:4:32: learning_rate.piecewise_constant.learning_rate_boundaries.0: 0100 has a "
+        r"leading zero",
+    ),
+    # 7. keys that look like union branches (capitalised, hyphenated) keep their place and path
+    (
+        "Adam: {lr: 0.1}\n",
+        r"config.yaml:1:1: Adam: Extra inputs are not permitted; did you mean 'adam'\?",
+    ),
+    (
+        "SGD:\n  lr: 0.1\n",
+        r"config.yaml:1:1: SGD: Extra inputs are not permitted; did you mean 'sgd'\?",
+    ),
+    (
+        "adam:\n  lr: 0.1\n  Betas: [0.9, 0.99]\n",
+        r"config.yaml:3:3: adam.Betas: Extra inputs are not permitted; did you mean 'betas'\?",
+    ),
+    (
+        SGD + "learning_rate:\n  cosine_decay:\n    learning_rate: 0.1\n    decay-steps: 100\n",
+        r"config.yaml:5:5: learning_rate.cosine_decay.decay-steps: Extra inputs are not permitted "
+        r"\(got 100\); did you mean 'decay_steps'\?",
+    ),
+    (
+        SGD + "learning_rate:\n  cosine-decay: {learning_rate: 0.1, decay_steps: 100}\n",
+        r"config.yaml:3:3: learning_rate.cosine-decay: Extra inputs are not permitted; did you mean "
+        r"'cosine_decay'\?",
+    ),
+    # 8. a recursive alias, and aliases nesting deeper than the limit
+    (
+        SGD + "param_groups: &a [*a]\n",
+        r"config.yaml:2:19: param_groups.0: the alias \*a refers to a node that contains it "
+        r"\(a recursive alias\)",
+    ),
+    (
+        "a0: &a0 [x]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 120)),
+        r"config.yaml:100:12: a99.0: the document is nested more than 100 levels deep once aliases "
+        r"are expanded",
+    ),
+    # 10. a boolean key, a quoted non-finite number
+    ("true: 1\n" + SGD, r"config.yaml:1:1: true: the key 'true' is read as a boolean, not as a name"),
+    ("on: 1\n" + SGD, r"config.yaml:1:1: on: the key 'on' is read as a boolean"),
+    ("sgd: {lr: 'nan'}\n", r"config.yaml:1:7: sgd.lr: expected a finite number, got 'nan'"),
+    ("sgd: {lr: '-inf'}\n", r"config.yaml:1:7: sgd.lr: expected a finite number, got '-inf'"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), YAML_ERROR_TABLE)
+def test_yaml_error_table(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config_from_yaml(OptimizerConfig, write(tmp_path, text))
+
+
+def test_numbers_are_read_by_yaml_1_2_rules() -> None:
+    document = YamlDocument.parse(
+        "a: 1e4\nb: 1e-3\nc: 1.0e5\nd: 0o17\ne: 0x1f\nf: 0\ng: -0\nh: 007.5\ni: '010'\nj: 100_000\n"
+        "k: .inf\nl: '1:30'\n"
+    )
+    assert document.data == {
+        "a": 10_000.0,
+        "b": 0.001,
+        "c": 100_000.0,
+        "d": 15,
+        "e": 31,
+        "f": 0,
+        "g": 0,
+        "h": 7.5,
+        "i": "010",
+        "j": 100_000,
+        "k": math.inf,
+        "l": "1:30",
+    }
+
+
+def test_an_exponent_reads_alike_for_steps_and_learning_rates(tmp_path: Path) -> None:
+    # Before, `1e-3` was the string '1e-3' (accepted as a float) and `1e4` the string '1e4' (refused
+    # as an integer): both are numbers now, and an integral float is a valid number of steps.
+    path = write(
+        tmp_path, "sgd: {lr: 1e-3}\nlearning_rate:\n  cosine_decay: {learning_rate: 1e-3, decay_steps: 1e4}\n"
+    )
+    config = load_config_from_yaml(OptimizerConfig, path)
+    decay = config.schedule().cosine_decay
+    assert decay is not None and decay.decay_steps == 10_000 and decay.learning_rate == 0.001
+
+
+def test_the_json_schema_accepts_what_validate_accepts(tmp_path: Path) -> None:
+    import jsonschema
+
+    from tml.optimizers.cli.schema import optimizer_schema
+
+    validator = jsonschema.Draft202012Validator(optimizer_schema())
+    accepted = "sgd: {lr: 1e-3}\nlearning_rate:\n  cosine_decay: {learning_rate: 1.0e-3, decay_steps: 1e4}\n"
+    refused = "sgd: {lr: 1e-3}\nlearning_rate:\n  cosine_decay: {learning_rate: 1.0e-3, decay_steps: 1.5}\n"
+    assert validator.is_valid(YamlDocument.parse(accepted).data)
+    load_config_from_yaml(OptimizerConfig, write(tmp_path, accepted))
+    assert not validator.is_valid(YamlDocument.parse(refused).data)
+    with pytest.raises(ConfigError, match=r"decay_steps: Input should be a valid integer"):
+        load_config_from_yaml(OptimizerConfig, write(tmp_path, refused))
+
+
+def test_merge_keys_still_load(tmp_path: Path) -> None:
+    # `<<` is not a duplicate of the keys it merges; an explicit key wins over a merged one.
+    text = "base: &base {lr: 0.1, momentum: 0.5}\nsgd:\n  <<: *base\n  momentum: 0.9\n"
+    document = YamlDocument.parse(text)
+    assert document.data["sgd"] == {"lr": 0.1, "momentum": 0.9}
+
+
+# ---------------------------------------------------------------- reading files: size, kind, encoding
+
+
+def test_a_file_of_the_size_limit_is_refused_while_it_is_composed(tmp_path: Path) -> None:
+    from tml.core.config.yaml_document import MAX_FILE_BYTES, MAX_NODES
+
+    line = "- [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"  # 12 nodes a line
+    path = write(tmp_path, line * (MAX_FILE_BYTES // len(line)))
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=rf"more than {MAX_NODES} nodes") as raised:
+        load_config_from_yaml(OptimizerConfig, path)
+    elapsed = time.perf_counter() - started
+    (issue,) = raised.value.issues
+    # Refused where the count passes the limit, not after the whole file was composed.
+    assert issue.position is not None and issue.position.line == MAX_NODES // 11 + 1
+    assert elapsed < 10, elapsed  # about 1 s; generous for a loaded machine
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    from tml.core.config.yaml_document import MAX_FILE_BYTES
+
+    path = write(tmp_path, "#" * (MAX_FILE_BYTES + 1))
+    with pytest.raises(ConfigError, match=rf"larger than the limit of {MAX_FILE_BYTES} bytes"):
+        load_config_from_yaml(OptimizerConfig, path)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero on this platform")
+def test_a_device_is_refused_without_reading_it() -> None:
+    # stat says 0 bytes: before, the size check passed and the read ran until MemoryError.
+    with pytest.raises(
+        ConfigError, match=r"cannot load /dev/zero: cannot read the file: it is a character device"
+    ):
+        load_config_from_yaml(OptimizerConfig, "/dev/zero")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)  # nobody writes to it: opening it for reading would block forever
+    with pytest.raises(ConfigError, match=r"it is a FIFO \(named pipe\), not a regular file"):
+        load_config_from_yaml(OptimizerConfig, fifo)
+
+
+def test_a_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read the file: it is a folder, not a regular file"):
+        load_config_from_yaml(OptimizerConfig, tmp_path)
+
+
+def test_a_byte_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"sgd:\n  lr: 0.1  # caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"config.yaml:2:17: the file is not UTF-8 text: byte 0xe9"):
+        load_config_from_yaml(OptimizerConfig, path)
+
+
+def test_a_forgotten_key_is_suggested(tmp_path: Path) -> None:
+    path = write(tmp_path, "model:\n  optimizer:\n    sgd: {lr: 0.1}\n")
+    with pytest.raises(
+        ConfigError, match=r"the mapping at 'model.optimizer' has some: did you mean key='model.optimizer'\?"
+    ):
+        load_config_from_yaml(OptimizerConfig, path)
+    assert load_config_from_yaml(OptimizerConfig, path, key="model.optimizer").sgd is not None
+
+
+# ---------------------------------------------------------------- 4. bounded integers
+
+BOUNDS_TABLE: list[tuple[dict[str, Any], str, str]] = [
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "learning_rate": {"linear_ramp_to_constant": {"learning_rate": 0.1, "num_ramp_steps": 10**400}},
+        },
+        "optimizer.learning_rate.linear_ramp_to_constant.num_ramp_steps",
+        r"less than or equal to 1000000000000000",
+    ),
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "learning_rate": {
+                "cosine_with_restarts": {
+                    "learning_rate": 0.1,
+                    "first_cycle_steps": 10,
+                    "cycle_multiplier": 10**300,
+                }
+            },
+        },
+        "optimizer.learning_rate.cosine_with_restarts.cycle_multiplier",
+        r"less than or equal to 1000",
+    ),
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "learning_rate": {"piecewise_linear": {"boundaries": [0, 2**53 + 2], "values": [1.0, 0.0]}},
+        },
+        "optimizer.learning_rate.piecewise_linear.boundaries.1",
+        r"less than or equal to 1000000000000000",
+    ),
+    (
+        # each phase is within the bound, their sum is not
+        {
+            "sgd": {"lr": 0.1},
+            "learning_rate": {
+                "sequence": [{"steps": 10**15, "schedule": {"constant": 0.1}}] * 10
+                + [{"schedule": {"constant": 0.1}}]
+            },
+        },
+        "optimizer.learning_rate",
+        r"has a phase ending at step 10000000000000000, after 2\*\*53 = 9007199254740992",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "path", "message"), BOUNDS_TABLE)
+def test_bounds_table(data: dict[str, Any], path: str, message: str) -> None:
+    test_error_table(data, path, message)
+
+
+def test_the_vectorized_path_refuses_steps_it_cannot_hold_exactly() -> None:
+    import torch
+
+    from tml.optimizers.schedules import compute_lr
+
+    schedule = LearningRate(constant=0.5)
+    assert compute_lr(schedule, torch.tensor([2**53 - 1])).tolist() == [0.5]
+    with pytest.raises(
+        ValueError, match=r"steps must be < 2\*\*53 = 9007199254740992 on the vectorized path"
+    ):
+        compute_lr(schedule, torch.tensor([0, 2**53]))

@@ -92,7 +92,7 @@ def saved(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
 
 
 HEAD_WITH_SGD = ParamGroupConfig(
-    name="head", params=["2.*"], sgd=SgdConfig(lr=0.1, momentum=0.9), learning_rate=SCHEDULE
+    name="head", params=["2.*"], sgd=SgdConfig(momentum=0.9), learning_rate=SCHEDULE
 )
 
 OPTIMIZERS: list[tuple[str, OptimizerConfig]] = [
@@ -109,7 +109,7 @@ OPTIMIZERS: list[tuple[str, OptimizerConfig]] = [
         OptimizerConfig(
             adam=AdamConfig(lr=0.05),
             learning_rate=SCHEDULE,
-            param_groups=[HEAD_WITH_SGD.model_copy(update={"sgd": SgdConfig(lr=0.1)})],
+            param_groups=[HEAD_WITH_SGD.model_copy(update={"sgd": SgdConfig()})],
         ),
     ),
     # Flat buffers: every parameter always has a .grad (a view), so torch's get_state_dict does not
@@ -340,7 +340,7 @@ OTHER_SCHEDULE = LearningRate(
 MISFITS: list[tuple[str, OptimizerConfig, int, str]] = [
     (
         "changed schedule",
-        OptimizerConfig(adam=AdamConfig(lr=0.05), learning_rate=OTHER_SCHEDULE),
+        OptimizerConfig(adam=AdamConfig(), learning_rate=OTHER_SCHEDULE),
         8,
         r"config learning_rate\.linear_ramp_to_cosine: set in the checkpoint .* absent here.*"
         r"scheduler: the checkpoint's schedules differ from this scheduler's: group 'default': "
@@ -402,7 +402,7 @@ def test_reset_schedule_keeps_model_and_optimizer_and_positions_the_new_schedule
     saved: tuple[Path, dict[str, torch.Tensor]], schedule_step: int
 ) -> None:
     path, state = saved
-    config = OptimizerConfig(adam=AdamConfig(lr=0.05), learning_rate=OTHER_SCHEDULE)
+    config = OptimizerConfig(adam=AdamConfig(), learning_rate=OTHER_SCHEDULE)
     model, optimizer, scheduler = fresh(config=config)
     info = load_checkpoint(
         path, model, optimizer, scheduler, config=config, reset_schedule=True, schedule_step=schedule_step
@@ -419,7 +419,7 @@ def test_reset_schedule_still_refuses_other_hyperparameters(
     saved: tuple[Path, dict[str, torch.Tensor]],
 ) -> None:
     path, _ = saved
-    config = OptimizerConfig(adam=AdamConfig(lr=0.01, eps=1e-8), learning_rate=OTHER_SCHEDULE)
+    config = OptimizerConfig(adam=AdamConfig(eps=1e-8), learning_rate=OTHER_SCHEDULE)
     with pytest.raises(CheckpointError, match=r"adam\.eps: 1e-07 in the checkpoint, 1e-08 here") as error:
         load_checkpoint(path, *fresh(config=config), config=config, reset_schedule=True)
     assert "learning_rate" not in str(error.value) and "adam.lr" not in str(error.value)

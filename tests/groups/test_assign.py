@@ -67,14 +67,18 @@ def test_first_matching_rule_wins_and_the_rest_is_default() -> None:
     assert groups["default"] == ["embed.weight", "embed.bias"]
 
 
-def test_a_rule_whose_matches_are_all_claimed_yields_no_group() -> None:
+def test_a_rule_whose_matches_are_all_claimed_is_an_error() -> None:
+    # Issue 14: before, such a rule silently yielded no group (and validate still listed it).
     model = BlockModel(num_blocks=1)
-    optimizer, scheduler = build_optimizer(
-        model,
-        config(param_groups=[{"name": "all", "params": ["*"]}, {"name": "head", "params": ["head.*"]}]),
-    )
-    assert [group["name"] for group in optimizer.param_groups] == ["all"]
-    assert scheduler.group_names == ["all"]
+    with pytest.raises(
+        ValueError,
+        match=r"param_groups\[1\] 'head': claims no parameter: every trainable parameter it matches "
+        r"\(head.weight, head.bias\) is claimed by an earlier rule \(param_groups\[0\] 'all'\)",
+    ):
+        build_optimizer(
+            model,
+            config(param_groups=[{"name": "all", "params": ["*"]}, {"name": "head", "params": ["head.*"]}]),
+        )
 
 
 def test_glob_star_crosses_dots_and_must_match_the_whole_name() -> None:
@@ -129,6 +133,22 @@ def test_every_trainable_parameter_is_claimed_once_by_its_first_matching_rule(
     cfg = config(
         param_groups=[{"name": f"rule{index}", "params": patterns} for index, patterns in enumerate(rules)]
     )
+    owners = {
+        name: expected_owner(name, rules)
+        for name, parameter in model.named_parameters()
+        if parameter.requires_grad
+    }
+    shadowed = [
+        index
+        for index, patterns in enumerate(rules)
+        if any(expected_owner(name, [patterns]) == 0 for name in owners) and index not in owners.values()
+    ]
+    if shadowed:  # a rule that matches trainable parameters but claims none is an error
+        with pytest.raises(
+            ValueError, match=rf"param_groups\[{shadowed[0]}\] 'rule{shadowed[0]}': claims no parameter"
+        ):
+            assign_param_groups(model, cfg)
+        return
     groups = assign_param_groups(model, cfg)
     where: dict[str, str] = {}
     for group in groups:
@@ -375,7 +395,7 @@ def test_layer_decay_multipliers_follow_timms_numbering() -> None:
 def test_layer_decay_with_group_multiplier_and_exclusion() -> None:
     model = BlockModel(num_blocks=2)
     cfg = config(
-        learning_rate={"constant": 1.0},
+        adamw={"lr": 1.0},
         exclude_from_weight_decay=["bias"],
         layer_decay={"rate": 0.5, "layer_pattern": r"blocks\.(\d+)\."},
         param_groups=[{"name": "head", "params": ["head.*"], "lr_multiplier": 3.0}],
@@ -721,9 +741,7 @@ def test_layer_decay_property_over_block_counts(num_blocks: int, rate: float, he
     model = BlockModel(num_blocks=num_blocks)
     if not head:
         del model.head  # no parameter after the last block: the top layer is the last block
-    cfg = config(
-        learning_rate={"constant": 1.0}, layer_decay={"rate": rate, "layer_pattern": r"^blocks\.(\d+)\."}
-    )
+    cfg = config(adamw={"lr": 1.0}, layer_decay={"rate": rate, "layer_pattern": r"^blocks\.(\d+)\."})
     groups = assign_param_groups(model, cfg)
     multiplier_of = {name: group.lr_multiplier for group in groups for name in group.param_names}
     top = num_blocks + 1  # num_layers + 1, whether or not a head exists

@@ -441,18 +441,14 @@ def test_a_fused_optimizer_told_to_skip_by_grad_scaler_is_not_counted() -> None:
 
 
 def test_state_dict_is_plain_data() -> None:
-    _, scheduler = build_optimizer(
-        small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.1), learning_rate=RAMP_COSINE)
-    )
+    _, scheduler = build_optimizer(small_model(), OptimizerConfig(sgd=SgdConfig(), learning_rate=RAMP_COSINE))
     for _ in range(3):
         scheduler.step()
     buffer = io.BytesIO()
     torch.save(scheduler.state_dict(), buffer)
     buffer.seek(0)
     loaded = torch.load(buffer, weights_only=True)
-    _, other = build_optimizer(
-        small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.1), learning_rate=RAMP_COSINE)
-    )
+    _, other = build_optimizer(small_model(), OptimizerConfig(sgd=SgdConfig(), learning_rate=RAMP_COSINE))
     other.load_state_dict(loaded)
     assert other.last_epoch == 3 and other.get_last_lr() == [compute_lr(RAMP_COSINE, 3)]
 
@@ -583,9 +579,7 @@ def test_restart_from_keeps_the_groups_and_puts_the_schedule_at_a_step() -> None
 
 
 def test_loading_another_schedule_is_an_error() -> None:
-    _, scheduler = build_optimizer(
-        small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.1), learning_rate=RAMP_COSINE)
-    )
+    _, scheduler = build_optimizer(small_model(), OptimizerConfig(sgd=SgdConfig(), learning_rate=RAMP_COSINE))
     _, other = build_optimizer(small_model(), OptimizerConfig(sgd=SgdConfig(lr=0.2)))
     with pytest.raises(
         ValueError,

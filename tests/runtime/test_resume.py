@@ -150,7 +150,7 @@ CHANGED: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     (
         "schedule",
         ADAM,
-        {**ADAM, "learning_rate": {"constant": 0.2}},
+        {"adam": {**ADAM["adam"], "lr": 0.2}},
         r"schedule\.constant: 0\.1 in the checkpoint, 0\.2 here",
     ),
 ]

@@ -88,7 +88,8 @@ class OptimizerConfig(AlgorithmChoice):
     learning_rate: LearningRate | None = pydantic.Field(
         None,
         json_schema_extra=_AT_MOST_ONE_SCHEDULE,
-        description="The default learning-rate schedule; wins over a number given as the algorithm's lr.",
+        description="The default learning-rate schedule; a number given as the algorithm's lr must then "
+        "equal its peak (or be left out).",
     )
     multi_task_learning_rates: MultiTaskLearningRates | None = pydantic.Field(
         None,

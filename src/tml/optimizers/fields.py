@@ -14,11 +14,20 @@ def _plain_number(value: Any) -> Any:
         raise ValueError(f"expected a number, got the boolean {value}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"expected a finite number, got {value}")
+    if isinstance(value, str):
+        # pydantic reads the text 'nan' or '-inf' as the float, then reports a bound it breaks.
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if not math.isfinite(number):
+            raise ValueError(f"expected a finite number, got {value!r}")
     return value
 
 
 NO_BOOL = pydantic.BeforeValidator(_plain_number)
-"""Refuses a boolean (pydantic would read True as 1) or a non-finite float where a number belongs.
+"""Refuses a boolean (pydantic would read True as 1) or a non-finite number (``nan``, ``'inf'``) where
+a number belongs.
 
 Use as ``Annotated[float, NO_BOOL, pydantic.Field(...)]``."""
 
@@ -37,17 +46,31 @@ PositiveFloat = Annotated[float, NO_BOOL, pydantic.Field(gt=0.0, allow_inf_nan=F
 UnitIntervalOpen = Annotated[float, NO_BOOL, pydantic.Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
 """A number in [0, 1), such as an Adam beta."""
 
-PositiveSteps = Annotated[int, NO_BOOL, pydantic.Field(gt=0)]
-"""A number of optimizer steps ≥ 1."""
+MAX_STEPS = 10**15
+"""The largest number of steps (or step index) a config may give: ~10⁵ times the longest training
+run, and small enough that sums of a few of them stay below 2⁵³, where float64 still holds every
+integer (the schedules compute in float64)."""
 
-NonNegativeSteps = Annotated[int, NO_BOOL, pydantic.Field(ge=0)]
-"""A step index or a number of optimizer steps ≥ 0."""
+MAX_SCHEDULE_STEP = 2**53
+"""No phase of a schedule may end after this step, and the vectorized ``compute_lr`` refuses steps
+from it on: float64, which the schedules compute in, holds every integer only below it."""
+
+MAX_MULTIPLIER = 1000
+"""The largest integer multiplier (``cycle_multiplier``): cycles longer than 1000 times the last one
+would pass ``MAX_STEPS`` within a few cycles anyway."""
+
+PositiveSteps = Annotated[int, NO_BOOL, pydantic.Field(gt=0, le=MAX_STEPS)]
+"""A number of optimizer steps in [1, 10¹⁵] (:data:`MAX_STEPS`)."""
+
+NonNegativeSteps = Annotated[int, NO_BOOL, pydantic.Field(ge=0, le=MAX_STEPS)]
+"""A step index or a number of optimizer steps in [0, 10¹⁵] (:data:`MAX_STEPS`)."""
 
 DecayFactor = Annotated[float, NO_BOOL, pydantic.Field(gt=0.0, le=1.0, allow_inf_nan=False)]
 """A multiplicative decay factor in (0, 1]: 1 keeps the value, 0.5 halves it."""
 
-PositiveInteger = Annotated[int, NO_BOOL, pydantic.Field(ge=1)]
-"""An integer ≥ 1 that is not a number of steps, such as a cycle-length multiplier."""
+PositiveInteger = Annotated[int, NO_BOOL, pydantic.Field(ge=1, le=MAX_MULTIPLIER)]
+"""An integer in [1, 1000] (:data:`MAX_MULTIPLIER`) that is not a number of steps, such as a
+cycle-length multiplier."""
 
 Implementation = Literal["auto", "fused", "foreach", "for_loop"]
 """Which torch kernel steps a param group (the ``implementation`` field of every algorithm)."""

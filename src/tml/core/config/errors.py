@@ -13,6 +13,7 @@ import pydantic_core
 # Parts of a pydantic error location that name a union branch or a validator, not a config key.
 _TYPE_TAG = re.compile(r"^(float|int|str|bool|list|dict|tuple|none|[A-Z]\w*)$|[\[\]-]")
 _MAX_VALUE_CHARS = 80
+_NO_DATA: Any = object()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,11 +75,17 @@ class ConfigError(ValueError):
         prefix: tuple[str | int, ...] = (),
         positions: Mapping[tuple[str | int, ...], Position] | None = None,
         title: str = "invalid config",
+        data: Any = _NO_DATA,
     ) -> ConfigError:
-        """Turn pydantic's error into ours: clean paths, one line per issue, YAML positions."""
+        """Turn pydantic's error into ours: clean paths, one line per issue, YAML positions.
+
+        ``data`` is the input that was validated (without ``prefix``): with it, a part of an error's
+        location that is a key of the input is kept as a key even where it looks like a union branch
+        (``Adam``, ``decay-steps``).
+        """
         issues = []
         for detail in error.errors(include_url=False):
-            path = prefix + tuple(part for part in detail["loc"] if not _is_type_tag(part))
+            path = prefix + _config_path(detail["loc"], data)
             message = str(detail["msg"]).removeprefix("Value error, ")
             has_value = detail["type"] not in {"missing", "model_type"} and not isinstance(
                 detail.get("input"), (dict, list)
@@ -97,6 +104,31 @@ class ConfigError(ValueError):
 
 def _is_type_tag(part: str | int) -> bool:
     return isinstance(part, str) and bool(_TYPE_TAG.search(part))
+
+
+def _config_path(location: Sequence[str | int], data: Any) -> tuple[str | int, ...]:
+    """The config keys and list indices of a pydantic location, union branches and validators left out.
+
+    Where the input is known, a part that is a key (or an index) of the input at that point is a key,
+    whatever it looks like; past the input (a missing field), the look of a part decides.
+    """
+    path: list[str | int] = []
+    current = data
+    for part in location:
+        if current is not _NO_DATA:
+            if isinstance(current, Mapping) and part in current:
+                path.append(part)
+                current = current[part]
+                continue
+            if isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+                path.append(part)
+                current = current[part]
+                continue
+        if _is_type_tag(part):
+            continue
+        path.append(part)
+        current = _NO_DATA
+    return tuple(path)
 
 
 def _nearest_position(

@@ -60,7 +60,12 @@ def suggest_key(root: type[pydantic.BaseModel], path: tuple[str | int, ...]) -> 
     if not path or not isinstance(path[-1], str):
         return None
     word = path[-1]
-    matches = difflib.get_close_matches(word, valid_keys(root, path[:-1]), n=3, cutoff=0.6)
+    keys = valid_keys(root, path[:-1])
+    # A capitalised or hyphenated spelling of a valid key ("SGD", "decay-steps") is that key.
+    normalized = word.lower().replace("-", "_")
+    if normalized in keys:
+        return normalized
+    matches = difflib.get_close_matches(word, keys, n=3, cutoff=0.6)
     # Swapped letters are the commonest typo ("adma"): prefer a key with exactly the same letters.
     swapped = [match for match in matches if sorted(match) == sorted(word)]
     if swapped:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import getpass
 import os
+import stat
 import string
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pydantic
@@ -15,15 +15,17 @@ import yaml
 from tml.core.config.base_config import BaseConfig
 from tml.core.config.errors import ConfigError, ConfigIssue, Position
 from tml.core.config.suggestions import with_hints
+from tml.core.config.yaml_compose import ComposeError, Composer, construct, events, key_of
 
 ConfigT = TypeVar("ConfigT", bound=BaseConfig)
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
-"""A config file larger than this is refused before it is parsed."""
-MAX_NODES = 200_000
-"""A document with more nodes than this, aliases expanded, is refused (alias-expansion bombs)."""
+"""A config file larger than this is refused before it is parsed (at most this + 1 bytes are read)."""
+MAX_NODES = 100_000
+"""A document with more nodes than this, aliases expanded, is refused (alias-expansion bombs); the
+nodes are counted while the document is composed, so a large file is refused as soon as it passes."""
 MAX_DEPTH = 100
-"""A document nested deeper than this is refused (the YAML composer would exhaust the stack)."""
+"""A document nested deeper than this, aliases expanded, is refused (it could exhaust the stack)."""
 
 Positions = dict[tuple[str | int, ...], Position]
 
@@ -44,31 +46,36 @@ class YamlDocument:
           ConfigError: the file is missing, too large, not valid YAML, or an alias-expansion bomb.
         """
         file = str(path)
+        raw = _read_bytes(path, file)
         try:
-            size = Path(path).stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise _file_error(file, f"file is {size} bytes, larger than the limit of {MAX_FILE_BYTES}")
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise _file_error(file, f"cannot read the file: {error.strerror or error}") from None
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise _file_error(file, f"the file is not UTF-8 text: {error.reason}") from None
+            line = raw.count(b"\n", 0, error.start) + 1
+            column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+            raise ConfigError(
+                [
+                    ConfigIssue(
+                        path=(),
+                        message=f"the file is not UTF-8 text: byte 0x{raw[error.start]:02x} ({error.reason})",
+                        position=Position(file, line, column),
+                    )
+                ],
+                title=f"cannot load {file}",
+            ) from None
         return cls.parse(text, file=file, substitute_env=substitute_env)
 
     @classmethod
     def parse(cls, text: str, *, file: str = "<string>", substitute_env: bool = True) -> YamlDocument:
         """Parse YAML text (see :meth:`read`)."""
         try:
-            _check_depth(text, file)
-            loader = yaml.SafeLoader(text)
-            try:
-                node = loader.get_single_node()
-                positions: Positions = {}
-                if node is not None:
-                    _index_positions(node, (), positions, file, [0])
-                data = loader.construct_document(node) if node is not None else None
-            finally:
-                loader.dispose()
+            node = Composer(MAX_NODES, MAX_DEPTH).compose(events(text))
+            positions = _index_positions(node, file) if node is not None else {}
+            data = construct(node) if node is not None else None
+        except ComposeError as error:
+            raise ConfigError(
+                [ConfigIssue(path=error.path, message=error.message, position=_position(file, error.mark))],
+                title=f"cannot load {file}",
+            ) from None
         except yaml.YAMLError as error:
             raise _yaml_error(file, error) from None
         if substitute_env:
@@ -118,11 +125,19 @@ class YamlDocument:
                 ],
                 title=f"invalid config in {self.file}",
             )
+        title = f"invalid config in {self.file}"
+        if key is None:
+            nested = _nested_config_key(data, config_type)
+            if nested is not None:
+                title += (
+                    f" (none of the document's keys is a {config_type.__name__} field, but the mapping "
+                    f"at {nested!r} has some: did you mean key={nested!r}?)"
+                )
         try:
             return config_type.model_validate(data)
         except pydantic.ValidationError as error:
             issues = ConfigError.from_validation_error(
-                error, prefix=prefix, positions=self.positions, title=f"invalid config in {self.file}"
+                error, prefix=prefix, positions=self.positions, title=title, data=data
             )
             raise with_hints(issues, config_type, len(prefix)) from None
 
@@ -166,44 +181,74 @@ def _current_user() -> str:
         return os.environ.get("USER", "")
 
 
-def _check_depth(text: str, file: str) -> None:
-    # The event parser is iterative, so it measures the nesting before anything recurses over it.
-    depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise ConfigError(
-                    [
-                        ConfigIssue(
-                            path=(),
-                            message=f"the document is nested more than {MAX_DEPTH} levels deep",
-                            position=_position(file, event.start_mark),
-                        )
-                    ],
-                    title=f"cannot load {file}",
-                )
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            depth -= 1
+def _nested_config_key(data: Mapping[Any, Any], config_type: type[BaseConfig], depth: int = 3) -> str | None:
+    """The shallowest dotted key under which a mapping has fields of ``config_type``, when the
+    document's own keys have none (a forgotten ``key=``)."""
+    fields = set(config_type.model_fields)
+    if not data or fields & set(data):
+        return None
+    level: list[tuple[str, Any]] = [(str(key), value) for key, value in data.items()]
+    for _ in range(depth):
+        for dotted, value in level:
+            if isinstance(value, Mapping) and fields & set(value):
+                return dotted
+        level = [
+            (f"{dotted}.{key}", child)
+            for dotted, value in level
+            if isinstance(value, Mapping)
+            for key, child in value.items()
+        ]
+    return None
 
 
-def _index_positions(
-    node: yaml.Node, path: tuple[str | int, ...], out: Positions, file: str, count: list[int]
-) -> None:
-    count[0] += 1
-    if count[0] > MAX_NODES:
-        raise _file_error(file, f"the document has more than {MAX_NODES} nodes once aliases are expanded")
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key: str | int = key_node.value
-            if isinstance(key, str) and key_node.tag.endswith(":int"):
-                key = int(key.replace("_", ""))
-            out.setdefault((*path, key), _position(file, key_node.start_mark))
-            _index_positions(value_node, (*path, key), out, file, count)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            out.setdefault((*path, index), _position(file, item.start_mark))
-            _index_positions(item, (*path, index), out, file, count)
+def _read_bytes(path: str | os.PathLike[str], file: str) -> bytes:
+    """At most ``MAX_FILE_BYTES`` of a regular file; anything else (a FIFO, a device, a folder) is
+    refused before a byte is read, and nothing blocks (a FIFO is opened without waiting for a writer)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as error:
+        raise _file_error(file, f"cannot read the file: {error.strerror or error}") from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise _file_error(file, f"cannot read the file: it is {_file_kind(mode)}, not a regular file")
+    with os.fdopen(descriptor, "rb") as stream:
+        try:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+        except OSError as error:
+            raise _file_error(file, f"cannot read the file: {error.strerror or error}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise _file_error(file, f"the file is larger than the limit of {MAX_FILE_BYTES} bytes")
+    return raw
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
+def _index_positions(root: yaml.Node, file: str) -> Positions:
+    """The position of every key and list item, aliases expanded (the composer bounded their number)."""
+    out: Positions = {}
+    stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_of(key_node)
+                out.setdefault((*path, key), _position(file, key_node.start_mark))
+                stack.append((value_node, (*path, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                out.setdefault((*path, index), _position(file, item.start_mark))
+                stack.append((item, (*path, index)))
+    return out
 
 
 def _position(file: str, mark: Any) -> Position:

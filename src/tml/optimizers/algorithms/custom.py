@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import importlib
 import inspect
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pydantic
@@ -15,6 +18,29 @@ from tml.core.config import raise_at
 from tml.optimizers.algorithms.base import SPEED_FIELDS, OptimizerAlgorithmConfig
 
 _NOT_KWARGS = {"params", "lr"}
+_CLASS_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
+_IMPORTS_ALLOWED: contextvars.ContextVar[bool] = contextvars.ContextVar("tml_class_imports", default=True)
+
+
+@contextlib.contextmanager
+def without_class_imports() -> Iterator[None]:
+    """Validate configs without importing ``custom.class_path`` (its module's top-level code would run).
+
+    Inside, a ``custom`` config's ``class_path`` is checked for its form only (``package.module:Class``)
+    and the checks that need the class (its keyword arguments, flatten, tensor_lr) are left to the
+    build, which imports it; ``torch_class()`` raises. ``tml-optim validate`` loads files this way
+    unless given ``--import``; ``show`` and ``plot`` always do. Python callers import, as before.
+    """
+    token = _IMPORTS_ALLOWED.set(False)
+    try:
+        yield
+    finally:
+        _IMPORTS_ALLOWED.reset(token)
+
+
+def class_imports_allowed() -> bool:
+    """Whether ``custom.class_path`` is imported when a config is validated."""
+    return _IMPORTS_ALLOWED.get()
 
 
 @functools.cache
@@ -24,9 +50,8 @@ def import_optimizer_class(class_path: str) -> type[torch.optim.Optimizer]:
     Raises:
       ValueError: the path is malformed, the import fails, or the object is not an optimizer class.
     """
-    module_name, colon, attribute_path = class_path.partition(":")
-    if not colon or not module_name or not attribute_path:
-        raise ValueError(f"class_path must have the form 'package.module:Class', got {class_path!r}")
+    check_class_path(class_path)
+    module_name, _, attribute_path = class_path.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as error:
@@ -38,6 +63,18 @@ def import_optimizer_class(class_path: str) -> type[torch.optim.Optimizer]:
     if not (isinstance(target, type) and issubclass(target, torch.optim.Optimizer)):
         raise ValueError(f"{class_path} is not a torch.optim.Optimizer subclass, got {target!r}")
     return target
+
+
+def check_class_path(class_path: str) -> None:
+    """The form of an import path, ``package.module:Class`` (dotted names), checked without importing.
+
+    Raises:
+      ValueError: the path has another form.
+    """
+    if not _CLASS_PATH.match(class_path):
+        raise ValueError(
+            f"class_path must have the form 'package.module:Class' (dotted Python names), got {class_path!r}"
+        )
 
 
 def _signature_kwargs(optimizer_class: type) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
@@ -83,6 +120,14 @@ class CustomOptimizerConfig(OptimizerAlgorithmConfig):
     @pydantic.model_validator(mode="after")
     def _check_class_and_kwargs(self) -> CustomOptimizerConfig:
         title = type(self).__name__
+        if "lr" in self.kwargs:
+            raise_at(title, ("kwargs", "lr"), "give lr as custom.lr or as learning_rate, not in kwargs", "lr")
+        if not class_imports_allowed():
+            try:
+                check_class_path(self.class_path)
+            except ValueError as error:
+                raise_at(title, ("class_path",), str(error), self.class_path)
+            return self
         try:
             optimizer_class = import_optimizer_class(self.class_path)
         except ValueError as error:
@@ -112,12 +157,36 @@ class CustomOptimizerConfig(OptimizerAlgorithmConfig):
         return self
 
     def torch_class(self) -> type[torch.optim.Optimizer]:
-        """The imported class."""
+        """The imported class.
+
+        Raises:
+          ValueError: inside :func:`without_class_imports`.
+        """
+        if not class_imports_allowed():
+            raise ValueError(
+                f"custom.class_path {self.class_path!r} is not imported here (validating without imports; "
+                "tml-optim validate --import imports it)"
+            )
         return import_optimizer_class(self.class_path)
 
     def hyperparameter_names(self) -> tuple[str, ...]:
-        """The keyword arguments of the class's constructor (other than params and lr)."""
+        """The keyword arguments of the class's constructor (other than params and lr); without imports,
+        the configured ones."""
+        if not class_imports_allowed():
+            return tuple(self.kwargs)
         return _signature_kwargs(self.torch_class())[0]
+
+    def supports_weight_decay(self) -> bool:
+        """Without imports, assumed (checked when the optimizer is built)."""
+        return True if not class_imports_allowed() else super().supports_weight_decay()
+
+    def flatten_refusal(self) -> str | None:
+        """Without imports, none (checked when the config is loaded to build)."""
+        return None if not class_imports_allowed() else super().flatten_refusal()
+
+    def foreach_refuses_tensor_lr(self) -> bool:
+        """Without imports, assumed not (checked when the config is loaded to build)."""
+        return False if not class_imports_allowed() else super().foreach_refuses_tensor_lr()
 
     def optimizer_kwargs(self) -> dict[str, Any]:
         """The constructor's defaults, updated with the configured kwargs (YAML lists become tuples).
@@ -125,6 +194,10 @@ class CustomOptimizerConfig(OptimizerAlgorithmConfig):
         Complete, like the built-in configs' kwargs: groups of one class share an optimizer whose
         constructor defaults are the first group's, so a group must not rely on them.
         """
+        if not class_imports_allowed():
+            return {
+                key: tuple(value) if isinstance(value, list) else value for key, value in self.kwargs.items()
+            }
         defaults = {
             parameter.name: parameter.default
             for parameter in inspect.signature(self.torch_class()).parameters.values()
@@ -146,8 +219,9 @@ class CustomOptimizerConfig(OptimizerAlgorithmConfig):
         return configured if lr is None else {"lr": lr, **configured}
 
     def check_hyperparameter_names(self, names: Sequence[str] | Mapping[str, Any]) -> None:
-        """Like the built-ins'; a class that takes ``**kwargs`` accepts any name but ``lr``."""
-        if _signature_kwargs(self.torch_class())[1]:
+        """Like the built-ins'; a class that takes ``**kwargs`` accepts any name but ``lr`` (so does
+        a config validated without imports)."""
+        if not class_imports_allowed() or _signature_kwargs(self.torch_class())[1]:
             names = [name for name in names if name == "lr"]
         super().check_hyperparameter_names(names)
 

@@ -42,6 +42,26 @@ Every class below is a mapping in YAML. Unknown keys are an error (the message s
 valid key). Where a class has a one-of group, exactly one key of the group is set; the others may
 be left out or written as `null`, as the original tml wrote them. Check a file with
 `tml-optim validate FILE`; see the learning rate it gives with `tml-optim show FILE`.
+
+What a file may hold, beyond each field's range below (every rule is checked when the file is
+loaded, with the file, line and config path):
+
+- Numbers follow YAML 1.2 (`1e4` and `1.0e-3` are numbers; an integral float such as `1e4` is a
+  valid number of steps). A leading zero (`010`) or a base-60 number (`1:30`), which YAML 1.1 reads
+  as 8 and 90, is refused: write the number, or quote text. A key given twice in one mapping, a
+  boolean or null key (`true:`, `on:`, `~:`) and a recursive alias are refused.
+- A file is at most 16 MB, 100,000 nodes (aliases expanded, counted while it is read) and 100 levels
+  deep; it must be a regular file (not a folder, FIFO or device) in UTF-8.
+- Step counts and step indices are at most 10¹⁵; `cycle_multiplier` at most 1000; no phase of a
+  schedule may end after step 2⁵³ (float64 holds every integer only below it), and the vectorized
+  `compute_lr` refuses steps from 2⁵³ on.
+- Every group's learning rate is finite: its schedule's bounds times its `lr_multiplier` (finite
+  fields can still overflow: `max_learning_rate / div_factor`).
+- A number `lr` beside `learning_rate` must equal the schedule's peak (or be left out); it is not used.
+- A `re:` pattern that repeats a part which itself repeats or has alternatives (`(\\w+\\.?)+`) is
+  refused: its matching can take exponential time.
+- When the optimizer is built: every pattern of a rule and of `exclude_from_weight_decay` must match
+  a parameter name, and every rule must claim a parameter that no earlier rule claims.
 """
 
 

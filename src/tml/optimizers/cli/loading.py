@@ -40,8 +40,9 @@ class ConfigFileError(ConfigError):
 
 
 def read_document(path: str | Path) -> YamlDocument:
-    """Parse a YAML file (a missing file is a usage error; bad YAML raises ``ConfigError``)."""
-    if not Path(path).is_file():
+    """Parse a YAML file (a missing file is a usage error; bad YAML, or a folder, FIFO or device
+    instead of a file, raises ``ConfigError``)."""
+    if not Path(path).exists():
         raise UsageError(f"{path}: no such file")
     return YamlDocument.read(path)
 

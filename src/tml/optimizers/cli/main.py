@@ -7,6 +7,7 @@ Every subcommand takes ``--debug`` (a traceback instead of one line per error). 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.metadata
 import json
@@ -28,6 +29,7 @@ except ModuleNotFoundError as missing:  # installed without the cli extra
     ) from None
 
 from tml.core.config import ConfigError
+from tml.optimizers.algorithms.custom import without_class_imports
 from tml.optimizers.cli import catalog, summary
 from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError, UsageError
 from tml.optimizers.cli.groups import group_multipliers, group_schedules, load_model
@@ -35,6 +37,7 @@ from tml.optimizers.cli.loading import LoadedConfig, load_optimizer_config
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, image_format, plot_schedules
 from tml.optimizers.cli.schema import optimizer_schema
 from tml.optimizers.describe import describe_param_groups
+from tml.optimizers.fields import MAX_SCHEDULE_STEP
 from tml.optimizers.runtime.resume import RESUME_POLICIES
 
 PROGRAM = "tml-optim"
@@ -172,6 +175,13 @@ def _add_validate(
         choices=("text", "json"),
         default="text",
         help="json: one object per file (path, ok, errors with line, column, path, message)",
+    )
+    validate.add_argument(
+        "--import",
+        dest="import_classes",
+        action="store_true",
+        help="import custom.class_path to check the class and its kwargs (runs the module's code: "
+        "only for trusted files); without it, only the path's form is checked",
     )
     validate.set_defaults(run=run_validate)
 
@@ -364,28 +374,30 @@ def _version() -> str:
 def run_validate(arguments: argparse.Namespace, console: Console) -> int:
     status = EXIT_OK
     reports: list[dict[str, Any]] = []
-    for config in arguments.configs:
-        try:
-            loaded = load_optimizer_config(config, arguments.key)
-        except (ConfigError, UsageError) as error:
-            if arguments.debug:
-                raise
-            failed = EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILURE
-            status = max(status, failed)
-            reports.append({"path": str(config), "ok": False, "errors": _error_records(error)})
-            if arguments.format == "text":
-                _print_error(error)
-            continue
-        reports.append({"path": str(config), "ok": True, "errors": []})
-        if arguments.format == "text" and not arguments.quiet:
-            if len(reports) > 1:
-                console.print()
-            _print_summary(loaded, console)
-    invalid = sum(not report["ok"] for report in reports)
-    if arguments.format == "json":
-        print(json.dumps(reports, indent=2))
-    elif invalid and len(reports) > 1:
-        print(f"{invalid} of {len(reports)} files are invalid", file=sys.stderr)
+    imports = contextlib.nullcontext() if arguments.import_classes else without_class_imports()
+    with imports:  # an untrusted file's custom class is not imported (its code would run)
+        for config in arguments.configs:
+            try:
+                loaded = load_optimizer_config(config, arguments.key)
+            except (ConfigError, UsageError) as error:
+                if arguments.debug:
+                    raise
+                failed = EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILURE
+                status = max(status, failed)
+                reports.append({"path": str(config), "ok": False, "errors": _error_records(error)})
+                if arguments.format == "text":
+                    _print_error(error)
+                continue
+            reports.append({"path": str(config), "ok": True, "errors": []})
+            if arguments.format == "text" and not arguments.quiet:
+                if len(reports) > 1:
+                    console.print()
+                _print_summary(loaded, console)
+        invalid = sum(not report["ok"] for report in reports)
+        if arguments.format == "json":
+            print(json.dumps(reports, indent=2))
+        elif invalid and len(reports) > 1:
+            print(f"{invalid} of {len(reports)} files are invalid", file=sys.stderr)
     return status
 
 
@@ -416,7 +428,10 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
     console.print(f"[green]✓[/] {loaded.file}{where}: a valid optimizer config")
     algorithm = loaded.config.algorithm()
     settings = ", ".join(f"{name}={value}" for name, value in algorithm.optimizer_kwargs().items())
-    torch_class = catalog.public_name(algorithm.optimizer_class)
+    try:
+        torch_class = catalog.public_name(algorithm.torch_class())
+    except ValueError:  # custom, validated without importing it
+        torch_class = f"{getattr(algorithm, 'class_path', '?')}, not imported"
     console.print(f"algorithm: {loaded.config.chosen('optimizer')[0]} ({torch_class}) {settings}")
     schedules = group_schedules(loaded.config)
     multipliers = group_multipliers(loaded.config)
@@ -440,7 +455,8 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
 
 
 def run_show(arguments: argparse.Namespace, console: Console) -> int:
-    loaded = load_optimizer_config(arguments.config, arguments.key)
+    with without_class_imports():  # the schedules need no class: an untrusted file runs no code
+        loaded = load_optimizer_config(arguments.config, arguments.key)
     schedules = group_schedules(loaded.config)
     if arguments.at is not None:
         steps = sorted(set(arguments.at))
@@ -467,7 +483,8 @@ def run_plot(arguments: argparse.Namespace, console: Console) -> int:
         image_format(arguments.output)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    loaded = load_optimizer_config(arguments.config, arguments.key)
+    with without_class_imports():
+        loaded = load_optimizer_config(arguments.config, arguments.key)
     schedules = group_schedules(loaded.config)
     end = arguments.steps if arguments.steps is not None else summary.default_end(schedules.values())
     path = plot_schedules(
@@ -649,6 +666,12 @@ def _step_list(text: str) -> list[int]:
     steps = [_non_negative(part.strip()) for part in text.split(",") if part.strip()]
     if not steps:
         raise argparse.ArgumentTypeError("expected comma-separated steps such as 0,1000,5000")
+    too_large = [step for step in steps if step >= MAX_SCHEDULE_STEP]
+    if too_large:
+        raise argparse.ArgumentTypeError(
+            f"steps must be below 2**53 = {MAX_SCHEDULE_STEP} (float64 does not hold every integer "
+            f"above it), got {too_large[0]}"
+        )
     return steps
 
 

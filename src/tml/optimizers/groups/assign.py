@@ -21,10 +21,10 @@ import torch
 
 from tml.optimizers.algorithms import OptimizerAlgorithmConfig
 from tml.optimizers.config import OptimizerConfig
-from tml.optimizers.groups.names import named_parameters, norm_parameter_ids, some_names
+from tml.optimizers.groups.names import named_parameters, norm_parameter_ids, some_names, unwrapped_name
 from tml.optimizers.groups.patterns import NameIndex, matching_positions, pattern_matcher
 from tml.optimizers.groups.resolve import GroupSpec
-from tml.optimizers.groups.rules import LayerDecayConfig
+from tml.optimizers.groups.rules import WEIGHT_DECAY_KEYWORDS, LayerDecayConfig
 from tml.optimizers.schedules import LearningRate
 
 NO_WEIGHT_DECAY_SUFFIX = ".no_weight_decay"
@@ -124,6 +124,7 @@ def assign_param_groups(model: torch.nn.Module, config: OptimizerConfig) -> list
         parameter; the model has no trainable parameter; an algorithm cannot take its group's
         parameters (muon and a parameter that is not 2-D); layer decay cannot number a parameter.
     """
+    check_arguments(model, config)
     named = named_parameters(model)
     names = [name for name, _ in named]
     trainable = [parameter.requires_grad for _, parameter in named]
@@ -134,24 +135,49 @@ def assign_param_groups(model: torch.nn.Module, config: OptimizerConfig) -> list
 
     owner: dict[int, int] = {}  # position in `named` -> index of the rule that claimed it
     name_index = NameIndex(names)  # sorted once: each pattern only tests names with its prefix
+    tied = tied_names(model)
     for rule_index, spec in enumerate(rules):
-        matched = matching_positions(spec.patterns, names, name_index)
-        if not matched:
+        matched_by_pattern = [matching_positions([pattern], names, name_index) for pattern in spec.patterns]
+        if not any(matched_by_pattern):
             raise ValueError(
                 f"{spec.path}: none of its patterns {list(spec.patterns)} matches a parameter name of "
-                f"{type(model).__name__}; its parameters include: {some_names(names, spec.patterns)}"
+                f"{type(model).__name__}{_tied_note(spec.patterns, tied)}; its parameters include: "
+                f"{some_names(names, spec.patterns)}"
             )
+        for pattern, found in zip(spec.patterns, matched_by_pattern, strict=True):
+            if not found:
+                raise ValueError(
+                    f"{spec.path}: its pattern {pattern!r} matches no parameter name of "
+                    f"{type(model).__name__} (its other patterns do){_tied_note([pattern], tied)}; a typo "
+                    "must not pass silently: fix or remove it; the closest names: "
+                    f"{some_names(names, [pattern])}"
+                )
+        matched = sorted({position for found in matched_by_pattern for position in found})
+        shadowed_by: set[int] = set()
+        claims_one = False
         for position in matched:
             if not trainable[position]:
                 continue
             earlier = owner.get(position)
             if earlier is None:
                 owner[position] = rule_index
+                claims_one = True
             elif spec.exclusive and rules[earlier].exclusive:
                 raise ValueError(
                     f"parameter {names[position]!r} is matched by both {rules[earlier].path} and "
                     f"{spec.path}; it must belong to one"
                 )
+            else:
+                shadowed_by.add(earlier)
+        if shadowed_by and not claims_one:
+            earlier_paths = ", ".join(rules[index].path for index in sorted(shadowed_by))
+            raise ValueError(
+                f"{spec.path}: claims no parameter: every trainable parameter it matches "
+                f"({some_names([names[position] for position in matched if trainable[position]])}) is "
+                f"claimed by an earlier rule ({earlier_paths}), since the first rule that matches wins; "
+                "move it before them, or remove it"
+            )
+    _check_exclusion_patterns(specs, names, tied, type(model).__name__)
 
     members: list[list[int]] = [[] for _ in specs]
     for position in range(len(named)):
@@ -173,6 +199,96 @@ def assign_param_groups(model: torch.nn.Module, config: OptimizerConfig) -> list
         groups.extend(_split_group(spec, positions, named, layers, num_layers, config.layer_decay, norm_ids))
     _check_groups(groups, named, trainable)
     return groups
+
+
+def check_arguments(model: object, config: object) -> None:
+    """Refuse what is not a model and a config, with what was expected (not an ``AttributeError``).
+
+    Raises:
+      TypeError: ``model`` is not a ``torch.nn.Module`` (e.g. ``model.parameters()``), or ``config`` is
+        not an ``OptimizerConfig`` (e.g. a plain dict).
+    """
+    if not isinstance(model, torch.nn.Module):
+        hint = (
+            " (model.parameters()?): pass the model itself, so that the config's rules can match its "
+            "parameters by name"
+            if isinstance(model, (list, tuple)) or type(model).__name__ == "generator"
+            else ""
+        )
+        raise TypeError(f"expected the model, a torch.nn.Module, got {type(model).__name__}{hint}")
+    if not isinstance(config, OptimizerConfig):
+        hint = (
+            ": make one with OptimizerConfig.model_validate(data), or "
+            "load_config_from_yaml(OptimizerConfig, path)"
+            if isinstance(config, dict)
+            else ""
+        )
+        raise TypeError(f"expected an OptimizerConfig, got {type(config).__name__}{hint}")
+
+
+def tied_names(model: torch.nn.Module) -> dict[str, str]:
+    """The other names of shared (tied) parameters: each second name → the name patterns see.
+
+    Examples:
+      >>> model = torch.nn.ModuleDict({"embed": torch.nn.Embedding(4, 2), "head": torch.nn.Linear(2, 4)})
+      >>> model["head"].weight = model["embed"].weight
+      >>> tied_names(model)
+      {'head.weight': 'embed.weight'}
+    """
+    first: dict[int, str] = {}
+    others: dict[str, str] = {}
+    for raw_name, parameter in model.named_parameters(remove_duplicate=False):
+        name = unwrapped_name(model, raw_name)
+        if id(parameter) not in first:
+            first[id(parameter)] = name
+        elif name != first[id(parameter)]:
+            others[name] = first[id(parameter)]
+    return others
+
+
+def _tied_note(patterns: Sequence[str], tied: dict[str, str]) -> str:
+    hits = [name for name in tied if any(pattern_matcher(pattern)(name) for pattern in patterns)]
+    if not hits:
+        return ""
+    shown = ", ".join(f"{name!r} is tied to {tied[name]!r}" for name in hits[:3])
+    return (
+        f" (it matches a tied parameter's second name: {shown}; a shared parameter is matched under its "
+        "first name only)"
+    )
+
+
+_KEYWORD_SPELLINGS = {
+    "bias": "bias",
+    "biases": "bias",
+    "norm": "norm",
+    "norms": "norm",
+    "layernorm": "norm",
+    "batchnorm": "norm",
+    "layer_norm": "norm",
+    "1d": "1d",
+}
+
+
+def _check_exclusion_patterns(
+    specs: Sequence[GroupSpec], names: Sequence[str], tied: dict[str, str], model_name: str
+) -> None:
+    """Every name pattern of ``exclude_from_weight_decay`` matches a parameter name of the model."""
+    checked: set[str] = set()
+    index = NameIndex(names)
+    for spec in specs:
+        for entry in spec.exclude_from_weight_decay:
+            if entry in WEIGHT_DECAY_KEYWORDS or entry in checked:
+                continue
+            checked.add(entry)
+            if matching_positions([entry], names, index):
+                continue
+            keyword = _KEYWORD_SPELLINGS.get(entry.lower().replace("-", "_"))
+            hint = f"; did you mean the keyword {keyword!r}?" if keyword else ""
+            raise ValueError(
+                f"exclude_from_weight_decay (of {spec.path}): the pattern {entry!r} matches no parameter "
+                f"name of {model_name}{_tied_note([entry], tied)}{hint} (keywords: "
+                f"{', '.join(WEIGHT_DECAY_KEYWORDS)}); the closest names: {some_names(names, [entry])}"
+            )
 
 
 def _split_group(

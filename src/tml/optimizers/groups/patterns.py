@@ -7,6 +7,12 @@ import fnmatch
 import functools
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
+
+try:  # Python >= 3.11
+    import re._parser as _sre_parser  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse as _sre_parser  # type: ignore[no-redef,unused-ignore]
 
 REGEX_PREFIX = "re:"
 
@@ -28,10 +34,60 @@ def pattern_matcher(pattern: str) -> Callable[[str], object]:
         if not source:
             raise ValueError(f"the regex of {pattern!r} is empty")
         try:
-            return re.compile(source).search
+            compiled = re.compile(source)
         except re.error as error:
             raise ValueError(f"{pattern!r} is not a valid regex: {error}") from None
+        check_backtracking(source, pattern)
+        return compiled.search
     return re.compile(fnmatch.translate(pattern)).match
+
+
+_REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
+
+
+def check_backtracking(source: str, pattern: str | None = None) -> None:
+    """Refuse a regex whose matching time can grow exponentially with the name's length.
+
+    Python's ``re`` backtracks, and has no time limit: ``^(\\w+\\.?)+\\.bias$`` took 69 s on a
+    three-parameter model. The culprits are a repeated part that can itself repeat (a nested
+    quantifier, ``(a+)+``) or that is an alternation of several-character branches (``(ab|a)*``);
+    such a regex is refused, and can always be written without (``^[\\w.]+\\.bias$``).
+
+    Raises:
+      ValueError: naming the repeated part.
+    """
+    tree = _sre_parser.parse(source)
+    for inner in _repeated_parts(tree):
+        shown = pattern if pattern is not None else source
+        raise ValueError(
+            f"{shown!r} repeats a part that itself {inner} (such as '(a+)+' or '(ab|a)*'), which can "
+            "make matching take exponential time on a long name: write it without, e.g. "
+            "'re:^[\\w.]+\\.bias$' for 're:^(\\w+\\.?)+\\.bias$'"
+        )
+
+
+def _repeated_parts(tree: object, repeated: bool = False) -> list[str]:
+    """What makes a repeated part ambiguous (``"repeats"``, ``"has alternatives"``), for each such part."""
+    found: list[str] = []
+    items: Any = getattr(tree, "data", tree)
+    for op, argument in items:
+        name = str(op)
+        if name in _REPEATS:
+            _, maximum, body = argument
+            many = maximum > 1
+            if repeated and many:
+                found.append("repeats")
+            found.extend(_repeated_parts(body, repeated or many))
+        elif name == "BRANCH":
+            if repeated:
+                found.append("has alternatives")
+            for branch in argument[1]:
+                found.extend(_repeated_parts(branch, repeated))
+        elif isinstance(argument, (tuple, list)):
+            for part in argument:
+                if hasattr(part, "data"):
+                    found.extend(_repeated_parts(part, repeated))
+    return found
 
 
 def compile_pattern(pattern: str) -> Callable[[str], bool]:

@@ -10,15 +10,17 @@ config (``OptimizerConfig.group_specs()``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING
 
 import pydantic
 
 from tml.core.config import located_error, raise_at, relocate
 from tml.optimizers.algorithms import OptimizerAlgorithmConfig
+from tml.optimizers.fields import MAX_SCHEDULE_STEP
 from tml.optimizers.groups.recap import BACKBONE_GROUP, SINGLE_TASK_GROUP, tower_pattern
 from tml.optimizers.groups.rules import DEFAULT_GROUP, ParamGroupConfig
-from tml.optimizers.schedules import LearningRate
+from tml.optimizers.schedules import LearningRate, compute_lr, schedule_bounds, schedule_milestones
 
 if TYPE_CHECKING:
     from tml.optimizers.config import OptimizerConfig
@@ -133,7 +135,79 @@ def resolve_groups(config: OptimizerConfig) -> tuple[GroupSpec, ...]:
         exclude_from_weight_decay=tuple(config.exclude_from_weight_decay),
         path=f"the group of unclaimed parameters ({default_group_name(config)!r})",
     )
-    return (*rules, unclaimed)
+    specs = (*rules, unclaimed)
+    _check_finite_learning_rates(config, specs, title)
+    return specs
+
+
+def _default_schedule_path(config: OptimizerConfig) -> tuple[str | int, ...]:
+    for key in ("learning_rate", "single_task_learning_rate"):
+        if getattr(config, key) is not None:
+            return (key,)
+    multi_task = config.multi_task_learning_rates
+    if multi_task is not None and multi_task.backbone_learning_rate is not None:
+        return ("multi_task_learning_rates", "backbone_learning_rate")
+    return (config.chosen("optimizer")[0], "lr")
+
+
+def _schedule_path(config: OptimizerConfig, index: int) -> tuple[str | int, ...]:
+    """Where the schedule of the ``index``-th rule is given in the config."""
+    multi_task = config.multi_task_learning_rates
+    if multi_task is not None:
+        return (
+            "multi_task_learning_rates",
+            "tower_learning_rates",
+            list(multi_task.tower_learning_rates)[index],
+        )
+    group = config.param_groups[index]
+    if group.learning_rate is not None:
+        return ("param_groups", index, "learning_rate")
+    own = group.own_algorithm()
+    if own is not None and own[1].lr is not None:
+        return ("param_groups", index, own[0], "lr")
+    return _default_schedule_path(config)
+
+
+def _check_finite_learning_rates(config: OptimizerConfig, specs: tuple[GroupSpec, ...], title: str) -> None:
+    """Every group's learning rate, its schedule's bounds times its multiplier, is a finite number.
+
+    Each field is finite on its own, but a quotient or a product of two can overflow: ``one_cycle``
+    with ``div_factor: 1.0e-309`` peaks at inf, ``lr: 1.0e300`` with ``lr_multiplier: 1.0e10`` is inf.
+    """
+    for index, spec in enumerate(specs):
+        is_rule = index < len(specs) - 1
+        schedule_path = _schedule_path(config, index) if is_rule else _default_schedule_path(config)
+        try:
+            low, high = schedule_bounds(spec.schedule)
+            values = [compute_lr(spec.schedule, step) for step in (0, *schedule_milestones(spec.schedule))]
+        except (OverflowError, ZeroDivisionError) as error:
+            raise_at(title, schedule_path, f"the learning rate cannot be computed: {error}", None)
+        last = max(schedule_milestones(spec.schedule), default=0)
+        if last > MAX_SCHEDULE_STEP:
+            raise_at(
+                title,
+                schedule_path,
+                f"the schedule of group {spec.name!r} has a phase ending at step {last}, after "
+                f"2**53 = {MAX_SCHEDULE_STEP}, beyond which float64 steps are not exact",
+                last,
+            )
+        if not all(math.isfinite(value) for value in (low, high, *values)):
+            kind = spec.schedule.chosen()[0]
+            raise_at(
+                title,
+                schedule_path if schedule_path[-1] == "lr" else (*schedule_path, kind),
+                f"the learning rate of group {spec.name!r} is not finite: the schedule's values lie in "
+                f"[{low!r}, {high!r}] (at step 0 and its milestones: {', '.join(map(repr, values[:6]))})",
+                kind,
+            )
+        if not math.isfinite(high * spec.lr_multiplier):
+            raise_at(
+                title,
+                ("param_groups", index, "lr_multiplier"),
+                f"the learning rate of group {spec.name!r} is not finite: the schedule's greatest value "
+                f"{high!r} times lr_multiplier {spec.lr_multiplier!r} is {high * spec.lr_multiplier!r}",
+                spec.lr_multiplier,
+            )
 
 
 def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
@@ -146,6 +220,8 @@ def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
             f"lr is a schedule and {given[0]} is set too: give the schedule in one place",
             algorithm.model_dump(mode="json", exclude_none=True),
         )
+    if config.learning_rate is not None:
+        _check_unused_lr(algorithm.lr, config.learning_rate, (key, "lr"), "learning_rate", title)
     if algorithm.lr is None and not given:
         raise_at(
             title,
@@ -153,6 +229,33 @@ def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
             "lr is required unless learning_rate is set, got neither",
             algorithm.model_dump(mode="json", exclude_none=True),
         )
+
+
+def _check_unused_lr(
+    lr: object, schedule: LearningRate, path: tuple[str | int, ...], schedule_key: str, title: str
+) -> None:
+    """A number ``lr`` beside a schedule is not used: it must be the schedule's greatest value.
+
+    The original's configs write both (TwHIN: ``sgd: {lr: 0.05}`` and ``learning_rate: {constant:
+    0.05}``), so an equal ``lr`` is accepted; one that differs would be silently discarded.
+    recap's keys (``multi_task_learning_rates``…) are left alone: its configs carry an ``lr`` that the
+    towers' schedules override by design.
+    """
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool):
+        return
+    try:
+        peak = schedule_bounds(schedule)[1]
+    except (OverflowError, ZeroDivisionError):
+        return  # reported by the finite check
+    if not math.isfinite(peak) or math.isclose(lr, peak, rel_tol=1e-9, abs_tol=0.0):
+        return
+    raise_at(
+        title,
+        path,
+        f"lr {lr!r} would not be used: {schedule_key} is set too and gives the learning rate (its "
+        f"greatest value is {peak!r}); leave lr out, or make it {peak!r}",
+        lr,
+    )
 
 
 def _check_unique_names(groups: list[ParamGroupConfig], title: str) -> None:
@@ -186,6 +289,14 @@ def _resolve_rule(config: OptimizerConfig, index: int, group: ParamGroupConfig) 
             raise relocate(title, ("param_groups", index, "hyperparameters"), error) from None
     else:
         algorithm = default
+    if group.learning_rate is not None and own is not None:
+        _check_unused_lr(
+            own[1].lr,
+            group.learning_rate,
+            ("param_groups", index, own[0], "lr"),
+            "the group's learning_rate",
+            title,
+        )
     if group.learning_rate is not None:
         schedule = group.learning_rate
     elif own is not None and own[1].lr is not None:

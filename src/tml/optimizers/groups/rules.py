@@ -11,7 +11,7 @@ from tml.core.config import raise_at
 from tml.core.config.base_config import StrictConfig
 from tml.optimizers.algorithms import ALGORITHM_GROUP, AlgorithmChoice, OptimizerAlgorithmConfig
 from tml.optimizers.fields import NO_BOOL, NonNegativeFloat
-from tml.optimizers.groups.patterns import check_patterns
+from tml.optimizers.groups.patterns import check_backtracking, check_patterns
 from tml.optimizers.schedules import LearningRate
 
 DEFAULT_GROUP = "default"
@@ -147,6 +147,7 @@ class LayerDecayConfig(StrictConfig):
             compiled = re.compile(layer_pattern)
         except re.error as error:
             raise ValueError(f"{layer_pattern!r} is not a valid regex: {error}") from None
+        check_backtracking(layer_pattern)
         if compiled.groups != 1:
             raise ValueError(
                 f"needs exactly one capturing group (the block index), got {compiled.groups} "

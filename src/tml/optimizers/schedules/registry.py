@@ -16,6 +16,7 @@ from typing import Any, TypeVar, overload
 
 import torch
 
+from tml.optimizers.fields import MAX_SCHEDULE_STEP
 from tml.optimizers.schedules.ops import SCALAR, TENSOR, Closure, Number, Ops
 from tml.optimizers.schedules.warmup import (
     WarmupFields,
@@ -182,6 +183,11 @@ def _compute_on_tensor(lr_config: Any, steps: torch.Tensor) -> torch.Tensor:
         )
     if steps.numel() and int(steps.min()) < 0:
         raise ValueError(f"steps must be >= 0, got {int(steps.min())}")
+    if steps.numel() and int(steps.max()) >= MAX_SCHEDULE_STEP:
+        raise ValueError(
+            f"steps must be < 2**53 = {MAX_SCHEDULE_STEP} on the vectorized path (float64 does not hold "
+            f"every integer above it), got {int(steps.max())}; compute_lr with an int is exact"
+        )
     return evaluate(lr_config, steps.to(torch.float64), TENSOR)
 
 
