@@ -476,3 +476,19 @@ def test_plot_refuses_a_format_it_cannot_write_before_loading_anything(tmp_path:
     assert result.returncode == 2
     assert result.stderr.strip().endswith("cannot write .jpg images; use .png, .svg, .pdf")
     assert not (tmp_path / "lr.jpg").exists()
+
+
+def test_validate_refuses_standard_input_past_the_size_limit_of_a_file() -> None:
+    from tml.core.config.yaml_document import MAX_FILE_BYTES
+
+    script = Path(sys.executable).with_name("tml-optim")
+    result = subprocess.run(
+        [str(script), "validate", "-"],
+        input="#" * (MAX_FILE_BYTES + 1),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"<stdin>: more than the limit of {MAX_FILE_BYTES} bytes" in result.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tml.core.config import ConfigError, ConfigIssue, YamlDocument
+from tml.core.config.yaml_document import MAX_FILE_BYTES
 from tml.optimizers.cli.errors import UsageError
 from tml.optimizers.config import OptimizerConfig
 
@@ -45,6 +46,14 @@ def read_document(path: str | Path) -> YamlDocument:
     if not Path(path).exists():
         raise UsageError(f"{path}: no such file")
     return YamlDocument.read(path)
+
+
+def read_stdin() -> YamlDocument:
+    """Parse standard input (``validate -``), refused past the size limit of a file."""
+    text = sys.stdin.read(MAX_FILE_BYTES + 1)
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise UsageError(f"<stdin>: more than the limit of {MAX_FILE_BYTES} bytes")
+    return YamlDocument.parse(text, file="<stdin>")
 
 
 def find_key(document: YamlDocument) -> str | None:
@@ -92,9 +101,7 @@ def load_optimizer_config(path: str | Path, key: str | None = None) -> LoadedCon
       ConfigError: the YAML is invalid; ``ConfigFileError`` (a ``ConfigError``): the config is
         invalid. Either lists every issue, with file, line and column.
     """
-    document = (
-        YamlDocument.parse(sys.stdin.read(), file="<stdin>") if str(path) == "-" else read_document(path)
-    )
+    document = read_stdin() if str(path) == "-" else read_document(path)
     chosen = key if key is not None else find_key(document)
     try:
         return LoadedConfig(document.to_config(OptimizerConfig, chosen), document.file, chosen)
