@@ -49,7 +49,7 @@ with warnings.catch_warnings():
         max_threads: int = pydantic.Field(None, description="Unused here: left out or null.")
 
     class TrainingConfig(BaseConfig):
-        save_dir: str = pydantic.Field("/tmp/model", description="Where checkpoints go.")
+        save_dir: str = pydantic.Field("/srv/model", description="Where checkpoints go.")
         num_train_steps: pydantic.PositiveInt = 1_000
         checkpoint_every_n: pydantic.PositiveInt = 1_000
         train_log_every_n: pydantic.PositiveInt = 1_000

@@ -137,10 +137,10 @@ def test_pretty_print_of_an_original_style_config() -> None:
 
 
 def test_a_whole_original_style_file_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", "/home/someone")
+    monkeypatch.setenv("HOME", "/srv/someone")
     config = load_config_from_yaml(ExperimentConfig, DATA / "original_experiment.yaml")
-    assert config.training.save_dir == "/home/someone/runs/experiment"
-    assert config.train_data.data_root == "/home/someone/data/edges/*"
+    assert config.training.save_dir == "/srv/someone/runs/experiment"
+    assert config.train_data.data_root == "/srv/someone/data/edges/*"
     assert config.train_data.offset is None and config.runtime.max_threads is None
     assert config.validation_data is not None
     assert config.validation_data.explicit_files == ["a.parquet", "b.parquet"]
@@ -233,7 +233,7 @@ def test_a_module_of_another_source_tree_extends_tml_core_config(tmp_path: Path)
             from tml.core.config import base_config
 
             class TrainingConfig(base_config.BaseConfig):
-                save_dir: str = pydantic.Field("/tmp/model")
+                save_dir: str = pydantic.Field("/srv/model")
                 num_train_steps: pydantic.PositiveInt = 10
                 profile: bool = pydantic.Field(None)
             """
