@@ -34,13 +34,6 @@ def check_weight_decay_exclusions(entries: list[str]) -> list[str]:
 
 WeightDecayExclusions = Annotated[list[str], pydantic.AfterValidator(check_weight_decay_exclusions)]
 
-_EXCLUDE_DESCRIPTION = (
-    "Parameters to leave out of weight decay: 'bias' (parameters named '*.bias'), 'norm' "
-    "(parameters of normalization modules, by type), '1d' (ndim <= 1), or name patterns (globs, "
-    "'re:' regexes). They go to a companion group '<group>.no_weight_decay' with weight_decay 0 "
-    "and the same schedule."
-)
-
 
 class ParamGroupConfig(AlgorithmChoice):
     """A param-group rule: the parameters whose names match ``params``, and what differs for them.
