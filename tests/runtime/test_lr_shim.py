@@ -9,7 +9,6 @@ float LRs), the two schedule positions (``scheduler_steps``; ``optimizer_steps``
 from __future__ import annotations
 
 import gc
-import io
 import math
 import re
 import tracemalloc
@@ -444,10 +443,7 @@ def test_state_dict_is_plain_data() -> None:
     _, scheduler = build_optimizer(small_model(), OptimizerConfig(sgd=SgdConfig(), learning_rate=RAMP_COSINE))
     for _ in range(3):
         scheduler.step()
-    buffer = io.BytesIO()
-    torch.save(scheduler.state_dict(), buffer)
-    buffer.seek(0)
-    loaded = torch.load(buffer, weights_only=True)
+    loaded = round_trip(scheduler.state_dict())
     _, other = build_optimizer(small_model(), OptimizerConfig(sgd=SgdConfig(), learning_rate=RAMP_COSINE))
     other.load_state_dict(loaded)
     assert other.last_epoch == 3 and other.get_last_lr() == [compute_lr(RAMP_COSINE, 3)]
@@ -613,19 +609,15 @@ def test_resume_is_bit_identical(config: OptimizerConfig, load_scheduler_first: 
     for step in range(cut):
         train_step(model, optimizer, step)
         scheduler.step()
-    buffer = io.BytesIO()
-    torch.save(
+    checkpoint = round_trip(
         {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-        },
-        buffer,
+        }
     )
     del model, optimizer, scheduler
 
-    buffer.seek(0)
-    checkpoint = torch.load(buffer, weights_only=True)
     model = small_model(seed=123)  # different initial weights: everything must come from the checkpoint
     optimizer, scheduler = build_optimizer(model, config)
     model.load_state_dict(checkpoint["model"])
