@@ -6,6 +6,12 @@ PY := $(VENV)/bin/python
 # package, so that the package's `torch>=2.4` is already met and pip never pulls a CUDA build.
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
+# Embedding tables: torchrec and the CPU build of FBGEMM, at pins that load with the torch pin
+# (fbgemm-gpu-cpu 1.9.0 does not: undefined symbols). torchrec is installed with --no-deps because
+# it asks for `fbgemm-gpu` (the CUDA build, which `fbgemm-gpu-cpu` replaces) and an old torchmetrics
+# that only its metrics module uses; its other runtime dependencies are listed here.
+TORCHREC_PIN := torchrec==1.9.2
+TABLES_DEPS := fbgemm-gpu-cpu==1.8.0 tensordict==0.15.3 pyre-extensions==0.0.32 tqdm
 # The Python folders of the project.
 LINT_PATHS := $(wildcard src tests examples benchmarks scripts)
 
@@ -18,6 +24,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
 	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[cli,dev,test,integrations]"
+	$(PY) -m pip install --quiet "$(TORCH_PIN)" $(TABLES_DEPS)
+	$(PY) -m pip install --quiet "$(TORCH_PIN)" --no-deps $(TORCHREC_PIN)
 	touch $(STAMP)
 
 DEMO_CONFIG := examples/multi_task_towers.yaml
