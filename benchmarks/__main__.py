@@ -2,7 +2,7 @@
 
 Options: ``--threads N`` (torch intra-op threads, default 1: on a shared 2-core machine a second
 OpenMP thread waits on a busy core and makes timings erratic), ``--repeats N`` (timing rounds per
-variant for the optimizer step, default 7), ``--only step|scheduler|compute_lr|build|memory``.
+variant for the optimizer step, default 7), ``--only step|scheduler|compute_lr|build|memory|tables``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import platform
 
 import torch
 
-from benchmarks import build_time, compute_lr_steps, memory, optimizer_step, scheduler_step
+from benchmarks import build_time, compute_lr_steps, memory, optimizer_step, scheduler_step, tables
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--only", choices=("step", "scheduler", "compute_lr", "build", "memory"))
+    parser.add_argument("--only", choices=("step", "scheduler", "compute_lr", "build", "memory", "tables"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -57,6 +57,11 @@ def main() -> None:
         print("## 5. Peak memory of training steps (fused Adam, 64 towers × 4 Linear(128, 128))\n")
         print(memory.table(memory_results) + "\n", flush=True)
         targets += memory_targets
+    if args.only in (None, "tables"):
+        table_results, table_targets = tables.run()
+        print("## 6. A training step with embedding tables (8 × 100,000 × 64, batch 2,048)\n")
+        print(tables.table(table_results) + "\n", flush=True)
+        targets += table_targets
     print("## Targets\n")
     print("| ratio | measured | target | verdict |\n|---|---|---|---|")
     for name, value, target, outcome in targets:
