@@ -334,3 +334,22 @@ def test_torchs_defaults_are_the_defaults() -> None:
 def test_a_python_object_is_checked_as_the_yaml_is() -> None:
     with pytest.raises(pydantic.ValidationError, match=r"factor\n  Input should be less than 1"):
         ReduceOnPlateau(metric="loss", factor=1.5)
+
+
+def test_the_docs_example_loads_builds_and_gives_each_tower_its_metric(tmp_path: Path) -> None:
+    from tests.group_models import TowerModel
+
+    from tml.optimizers import build_optimizer
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "schedules.md"
+    section = doc.read_text(encoding="utf-8").split("## Metric-driven decay", 1)[1]
+    path = tmp_path / "towers.yaml"
+    path.write_text(re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)[0], encoding="utf-8")
+    config = load_config_from_yaml(OptimizerConfig, path, key="optimizer")
+    _, scheduler = build_optimizer(TowerModel(["engagement", "like"]), config)
+    assert {name: entry["metric"] for name, entry in scheduler.plateau_state().items()} == {
+        "engagement": "engagement_loss",
+        "like": "like_auc",
+        "default": "loss",
+    }
+    assert scheduler.report({"loss": 0.41, "engagement_loss": 0.32, "like_auc": 0.71}) == []
