@@ -1,14 +1,14 @@
-"""Metric-driven decay: the ``reduce_on_plateau`` config, its plateau tracker and its closed form.
+r"""Metric-driven decay: the ``reduce_on_plateau`` config, its plateau tracker and its closed form.
 
 A group with ``reduce_on_plateau`` has the learning rate
 
 .. math::
 
-    \\mathrm{lr}(t) = \\max\\bigl(s(t)\\, f^{n(t)},\\ \\min(s(t), m)\\bigr)
+    \mathrm{lr}(t) = \max\bigl(s(t)\, f^{n(t)},\ \min(s(t), m)\bigr)
 
 where :math:`s(t)` is the group's schedule at step :math:`t` (times its multiplier), :math:`f` the
 ``factor``, :math:`m` the ``min_learning_rate`` and :math:`n(t)` the number of reductions at steps
-:math:`\\le t`. The value is a pure function of the step and of the list of steps where reductions
+:math:`\le t`. The value is a pure function of the step and of the list of steps where reductions
 happened; the :class:`PlateauTracker` (best value, bad reports, cooldown left) decides, at each
 reported metric, whether one more reduction happens, with the rules of torch's
 ``ReduceLROnPlateau``. Nothing here depends on torch: the LR scheduler keeps one tracker and one
@@ -162,9 +162,9 @@ def improves(value: float, best: float, config: ReduceOnPlateau) -> bool:
 
 
 def reduced_lr(lr: float, reductions: int, config: ReduceOnPlateau) -> float:
-    """The learning rate ``lr`` (the group's schedule at a step) after ``reductions`` reductions.
+    r"""The learning rate ``lr`` (the group's schedule at a step) after ``reductions`` reductions.
 
-    .. math:: \\max(\\mathrm{lr} \\cdot f^{n},\\ \\min(\\mathrm{lr}, m))
+    .. math:: \max(\mathrm{lr} \cdot f^{n},\ \min(\mathrm{lr}, m))
 
     with ``f = factor``, ``n = reductions``, ``m = min_learning_rate``: the reductions stop at the
     floor, and a schedule already below the floor (a warmup from 0) keeps its own value.
@@ -179,4 +179,29 @@ def reduced_lr(lr: float, reductions: int, config: ReduceOnPlateau) -> float:
     return max(lr * config.factor**reductions, min(lr, config.min_learning_rate))
 
 
-__all__ = ["PlateauMode", "PlateauTracker", "ReduceOnPlateau", "ThresholdMode", "improves", "reduced_lr"]
+def describe_plateau(config: ReduceOnPlateau) -> str:
+    """One line for people: the metric, when the LR is reduced, by how much, and the floor.
+
+    Examples:
+      >>> print(describe_plateau(ReduceOnPlateau(metric="auc", mode="max", factor=0.5, patience=2)))
+      'auc' (max): x0.5 at the 3rd report in a row that does not improve on the best by 0.01% (rel), ...
+    """
+    bad = config.patience + 1
+    ordinal = {1: "1st", 2: "2nd", 3: "3rd"}.get(bad, f"{bad}th")
+    by = f"{config.threshold:.4g}" if config.threshold_mode == "abs" else f"{config.threshold * 100:.4g}%"
+    return (
+        f"{config.metric!r} ({config.mode}): x{config.factor:g} at the {ordinal} report in a row that does "
+        f"not improve on the best by {by} ({config.threshold_mode}), then {config.cooldown} report(s) "
+        f"of cooldown; floor {config.min_learning_rate:g}"
+    )
+
+
+__all__ = [
+    "PlateauMode",
+    "PlateauTracker",
+    "ReduceOnPlateau",
+    "ThresholdMode",
+    "describe_plateau",
+    "improves",
+    "reduced_lr",
+]
