@@ -353,3 +353,13 @@ def test_the_docs_example_loads_builds_and_gives_each_tower_its_metric(tmp_path:
         "default": "loss",
     }
     assert scheduler.report({"loss": 0.41, "engagement_loss": 0.32, "like_auc": 0.71}) == []
+
+
+def test_the_docs_section_shows_its_plot() -> None:
+    from matplotlib.image import imread
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    section = (docs / "schedules.md").read_text(encoding="utf-8").split("## Metric-driven decay", 1)[1]
+    assert "](img/plateau.png)" in section
+    height, width = imread(docs / "img" / "plateau.png").shape[:2]
+    assert (width, height) == (800, 300)
