@@ -276,11 +276,16 @@ def test_numbers_of_every_kind_are_taken() -> None:
     assert (state["engagement"]["best"], state["like"]["best"], state["default"]["best"]) == (0.5, 0.25, 1.0)
 
 
-def test_report_without_a_plateau_and_step_with_a_metric_are_refused() -> None:
+def test_a_report_without_a_plateau_changes_nothing_and_step_with_a_metric_is_refused() -> None:
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     plain = LRShim(optimizer, {"default": COSINE})
-    with pytest.raises(TypeError, match=r"no param group of this scheduler has reduce_on_plateau"):
-        plain.report({"loss": 0.4})
+    plain.step()
+    before = plain.state_dict()
+    assert plain.report({"loss": 0.4}) == []  # the same loop serves configs without reduce_on_plateau
+    assert plain.state_dict() == before and "plateau" not in before
+    assert optimizer.param_groups[0]["lr"] == compute_lr(COSINE, 1)
+    with pytest.raises(TypeError, match=r"report takes a mapping of metric name -> value, got float"):
+        plain.report(0.4)  # type: ignore[arg-type]
     _, scheduler = one_group(COSINE, ReduceOnPlateau(metric="loss"))
     with pytest.raises(TypeError, match=r"LRShim\.step\(\) takes no metric \(got float\).*scheduler\.report"):
         scheduler.step(0.41)  # type: ignore[arg-type]

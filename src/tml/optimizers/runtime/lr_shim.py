@@ -239,8 +239,9 @@ class LRShim(LRScheduler):
         ``ReduceOnPlateau``) gets one more reduction at the current position, and the LRs are
         written at once. The position does not move: call this as often as the run evaluates,
         and :meth:`step` once per optimizer step, as always. Metrics no group reacts to are
-        ignored, so one mapping of everything evaluated can be given. Patience and cooldown count
-        reports, as torch's count its ``step(metric)`` calls.
+        ignored, so one mapping of everything evaluated can be given, and the same training loop
+        serves every config (without ``reduce_on_plateau`` a report changes nothing). Patience and
+        cooldown count reports, as torch's count its ``step(metric)`` calls.
 
         Args:
           metrics: metric name -> value (a number, or a tensor of one element).
@@ -251,8 +252,7 @@ class LRShim(LRScheduler):
         Raises:
           KeyError: a group's metric is missing from ``metrics`` (the message names the group and
             the metric); nothing is changed then.
-          TypeError: ``metrics`` is not a mapping, a value is not a number, or no group of this
-            scheduler has ``reduce_on_plateau``.
+          TypeError: ``metrics`` is not a mapping, or a value is not a number.
 
         Examples:
           >>> from tml.optimizers.schedules.plateau import ReduceOnPlateau
@@ -272,10 +272,11 @@ class LRShim(LRScheduler):
           6 ['tower'] 0.025
         """
         if self._plateau is None:
-            raise TypeError(
-                "no param group of this scheduler has reduce_on_plateau, so no metric is used: give "
-                "a group (or the optimizer) a reduce_on_plateau in the config"
-            )
+            if not isinstance(metrics, Mapping):
+                raise TypeError(
+                    f"report takes a mapping of metric name -> value, got {type(metrics).__name__}"
+                )
+            return []
         reduced = self._plateau.report(metrics, self.last_epoch)
         if reduced:
             self._write_lrs()
