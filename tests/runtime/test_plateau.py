@@ -18,8 +18,15 @@ import torch
 import torch._dynamo
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.group_models import TowerModel, parameters_equal, round_trip, tower_batch
-from tests.schedules.test_plateau import METRIC_VALUES, plateau_settings, torch_plateau
+from tests.group_models import (
+    METRIC_VALUES,
+    TowerModel,
+    parameters_equal,
+    plateau_settings,
+    round_trip,
+    torch_plateau,
+    tower_batch,
+)
 
 from tml.optimizers import LRShim, OptimizerConfig, ResumeError, ResumeWarning, build_optimizer, compute_lr
 from tml.optimizers.config import LearningRate, LinearRampToCosine, ReduceOnPlateau

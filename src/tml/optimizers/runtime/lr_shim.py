@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from tml.optimizers.runtime.plateau import PlateauGroups
+from tml.optimizers.runtime.plateau import PlateauGroups, dropped_reductions
 from tml.optimizers.runtime.resume import RESUME_POLICIES, effective_policy, report_changes
 from tml.optimizers.schedules import LearningRate, compile_schedule
 from tml.optimizers.schedules.plateau import ReduceOnPlateau
@@ -375,7 +375,7 @@ class LRShim(LRScheduler):
         if self._plateau is not None:
             changes = self._plateau.load(saved_plateau, last_epoch, strict=chosen == "strict")
         else:
-            changes = _dropped_reductions(saved_plateau)
+            changes = dropped_reductions(saved_plateau)
         report_changes(changes)
         self._move_to(last_epoch, int(state_dict["step_count"]))
 
@@ -425,18 +425,6 @@ class LRShim(LRScheduler):
                 record["reduce_on_plateau"] = self._plateau.configs[name].model_dump(mode="json")
             records.append(record)
         return records
-
-
-def _dropped_reductions(saved_plateau: Any) -> list[str]:
-    """The resume report of a state with reductions loaded where no group has reduce_on_plateau."""
-    if not isinstance(saved_plateau, Mapping):
-        return []
-    return [
-        f"group {name!r}: no reduce_on_plateau here: its {len(entry['reductions'])} reduction(s) "
-        f"(at steps {entry['reductions']}) no longer apply"
-        for name, entry in saved_plateau.items()
-        if isinstance(entry, Mapping) and entry.get("reductions")
-    ]
 
 
 def _not_an_lr_shim_state(state_dict: Mapping[str, Any]) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -133,17 +133,11 @@ class PlateauGroups:
                 f"reduces the LR of groups {sorted(self.names)}"
             )
         self.reset()
-        changes = []
+        changes = dropped_reductions(saved, keep=self.configs)
         for name, entry in saved.items():
-            steps = list(entry["reductions"])
             if name not in self.configs:
-                if steps:
-                    changes.append(
-                        f"group {name!r}: no reduce_on_plateau here: its {len(steps)} reduction(s) "
-                        f"(at steps {steps}) no longer apply"
-                    )
                 continue
-            self.reductions[name] = steps
+            self.reductions[name] = list(entry["reductions"])
             config = self.configs[name]
             if (entry["metric"], entry["mode"]) != (config.metric, config.mode):
                 changes.append(
@@ -157,6 +151,19 @@ class PlateauGroups:
                 cooldown_left=entry["cooldown_left"],
             )
         return changes
+
+
+def dropped_reductions(saved: Any, keep: Container[str] = ()) -> list[str]:
+    """The resume report of saved plateau states whose groups (those not in ``keep``) have no
+    ``reduce_on_plateau`` here: their reductions no longer apply."""
+    if not isinstance(saved, Mapping):
+        return []
+    return [
+        f"group {name!r}: no reduce_on_plateau here: its {len(entry['reductions'])} reduction(s) "
+        f"(at steps {entry['reductions']}) no longer apply"
+        for name, entry in saved.items()
+        if name not in keep and isinstance(entry, Mapping) and entry.get("reductions")
+    ]
 
 
 class MissingMetricError(KeyError):
@@ -201,4 +208,4 @@ def _malformed(entry: Any, last_epoch: int) -> str | None:
     return None
 
 
-__all__ = ["STATE_KEYS", "MissingMetricError", "PlateauGroups", "metric_value"]
+__all__ = ["STATE_KEYS", "MissingMetricError", "PlateauGroups", "dropped_reductions", "metric_value"]
