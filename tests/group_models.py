@@ -1,12 +1,15 @@
-"""Small models and a training loop shared by the param-group, algorithm and recap tests."""
+"""Small models and a training loop shared by the param-group, algorithm and recap tests; the
+metric sequences and settings of the ``reduce_on_plateau`` tests, and torch's peer scheduler."""
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from hypothesis import strategies as st
 
 from tml.optimizers import LRShim
 
@@ -114,3 +117,49 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: i
     optimizer.zero_grad()
     torch.nn.functional.mse_loss(model(inputs), targets).backward()
     optimizer.step()
+
+
+METRIC_VALUES = st.one_of(
+    st.sampled_from([1.0, 1.0, 0.99995, 0.9, 0.5, 0.0, -0.5, -1.0, 2.0]),  # repeats make plateaus
+    st.floats(min_value=-10.0, max_value=10.0, allow_nan=False),
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+)
+
+
+@st.composite
+def plateau_settings(draw: st.DrawFn) -> dict[str, Any]:
+    """A ``reduce_on_plateau`` mapping over every field's range (torch's defaults included)."""
+    threshold_mode = draw(st.sampled_from(["rel", "abs"]))
+    threshold = draw(
+        st.one_of(
+            st.sampled_from([0.0, 1e-4, 0.01, 0.1]),
+            st.floats(min_value=0.0, max_value=0.9 if threshold_mode == "rel" else 2.0),
+        )
+    )
+    return {
+        "metric": "loss",
+        "mode": draw(st.sampled_from(["min", "max"])),
+        "factor": draw(st.one_of(st.sampled_from([0.1, 0.5]), st.floats(min_value=0.01, max_value=0.99))),
+        "patience": draw(st.integers(min_value=0, max_value=4)),
+        "threshold": threshold,
+        "threshold_mode": threshold_mode,
+        "cooldown": draw(st.integers(min_value=0, max_value=3)),
+        "min_learning_rate": draw(st.sampled_from([0.0, 1e-4, 0.02])),
+    }
+
+
+def torch_plateau(settings: dict[str, Any], lr: float, *, eps: float = 0.0) -> tuple[Any, Any]:
+    """torch's ``ReduceLROnPlateau`` with the same settings over an SGD optimizer of one group."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        mode=settings["mode"],
+        factor=settings["factor"],
+        patience=settings["patience"],
+        threshold=settings["threshold"],
+        threshold_mode=settings["threshold_mode"],
+        cooldown=settings["cooldown"],
+        min_lr=settings["min_learning_rate"],
+        eps=eps,
+    )
+    return optimizer, scheduler

@@ -492,3 +492,24 @@ def test_validate_refuses_standard_input_past_the_size_limit_of_a_file() -> None
     )
     assert result.returncode == 2
     assert f"<stdin>: more than the limit of {MAX_FILE_BYTES} bytes" in result.stderr
+
+
+def test_validate_prints_each_groups_reduce_on_plateau(tmp_path: Path) -> None:
+    (tmp_path / "plateau.yaml").write_text(
+        "optimizer:\n"
+        "  adam: {lr: 0.01}\n"
+        "  reduce_on_plateau: {metric: loss, factor: 0.5, patience: 2, min_learning_rate: 1.0e-5}\n"
+        "  param_groups:\n"
+        "    - {name: tower, params: ['t.*'], reduce_on_plateau: {metric: auc, mode: max, threshold: 0.01,"
+        " threshold_mode: abs, patience: 0, cooldown: 3}}\n"
+        "    - {name: embeddings, params: ['e.*'], reduce_on_plateau: false}\n"
+    )
+    result = run_cli("validate", "plateau.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("reduce_on_plateau of")]
+    assert lines == [
+        "reduce_on_plateau of tower: 'auc' (max): x0.1 at the 1st report in a row that does not improve "
+        "on the best by 0.01 (abs), then 3 report(s) of cooldown; floor 0",
+        "reduce_on_plateau of default: 'loss' (min): x0.5 at the 3rd report in a row that does not improve "
+        "on the best by 0.01% (rel), then 0 report(s) of cooldown; floor 1e-05",
+    ]

@@ -1,7 +1,10 @@
 """The resume matrix's cases and one case's run, shared by test_resume_matrix.py and its torchrun worker.
 
 A case is (algorithm, layout, transport). Its run trains 3 steps, saves, trains 2 more (the
-reference), then loads the checkpoint into fresh builds and checks the contract's three outcomes:
+reference), then loads the checkpoint into fresh builds and checks the contract's three outcomes.
+Every step reports a flat metric to ``reduce_on_plateau`` (patience 2): the checkpoint is saved
+inside the patience window, and the reduction of the 4th report happens only if the resume
+restored the plateau tracker.
 
 - the same config: after 2 more steps the parameters and LRs equal the reference's (``torch.equal``);
 - a changed hyperparameter: refused under ``strict`` (the message names it, with both values);
@@ -53,6 +56,7 @@ LAYOUTS = ("plain", "flatten", "mixed", "mixed with a flat child")
 TRANSPORTS = ("torch.save", "dcp")
 
 RAMP = {"linear_ramp_to_constant": {"learning_rate": 0.01, "num_ramp_steps": 4}}
+PLATEAU = {"metric": "loss", "factor": 0.5, "patience": 2, "threshold": 0.0, "threshold_mode": "abs"}
 
 
 def flattenable(key: str) -> bool:
@@ -112,7 +116,9 @@ def config(key: str, layout: str, **overrides: Any) -> OptimizerConfig:
     head: dict[str, Any] = {"name": "head", "params": ["head.*"]}
     if layout.startswith("mixed"):
         head["sgd"] = {"lr": 0.02, "momentum": 0.9}
-    return OptimizerConfig.model_validate({key: algorithm, "learning_rate": RAMP, "param_groups": [head]})
+    return OptimizerConfig.model_validate(
+        {key: algorithm, "learning_rate": RAMP, "reduce_on_plateau": PLATEAU, "param_groups": [head]}
+    )
 
 
 def train(model: Model, optimizer: torch.optim.Optimizer, scheduler: Any, steps: range) -> None:
@@ -121,6 +127,7 @@ def train(model: Model, optimizer: torch.optim.Optimizer, scheduler: Any, steps:
         model.loss(step).backward()
         optimizer.step()
         scheduler.step()
+        scheduler.report({"loss": 1.0})
 
 
 @dataclasses.dataclass
@@ -191,8 +198,10 @@ def run_case(key: str, layout: str, transport: str, directory: Path) -> None:
     model = Model(key, seed=0)
     optimizer, scheduler = build_optimizer(model, cfg)
     train(model, optimizer, scheduler, range(3))
+    assert {entry["bad_reports"] for entry in scheduler.plateau_state().values()} == {2}
     saved = save(transport, directory / "same", model, optimizer, scheduler, cfg)
     train(model, optimizer, scheduler, range(3, 5))
+    assert {tuple(entry["reductions"]) for entry in scheduler.plateau_state().values()} == {(4,)}
     expected = snapshot(model, scheduler)
 
     # The same config: bit-identical.
@@ -201,6 +210,7 @@ def run_case(key: str, layout: str, transport: str, directory: Path) -> None:
     saved.load(resumed, resumed_optimizer, resumed_scheduler)
     train(resumed, resumed_optimizer, resumed_scheduler, range(3, 5))
     assert_equal(snapshot(resumed, resumed_scheduler), expected)
+    assert resumed_scheduler.plateau_state() == scheduler.plateau_state()
 
     # A changed hyperparameter: refused under strict, applied under config.
     name, value, reads = changed_hyperparameter(key)

@@ -197,3 +197,30 @@ def test_learning_rate_monitor_logs_our_groups_under_their_names(
         _, formula = EXPECTED[column.rsplit("/", 1)[-1]]
         for step, lr in logged:
             assert lr == pytest.approx(formula(step), rel=1e-6), (column, step)  # the CSV keeps 6+ digits
+
+
+def test_the_plateau_recipe_of_the_schedules_doc_reduces_at_the_third_validation(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import re
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "schedules.md"
+    section = doc.read_text(encoding="utf-8").split("### With Lightning", 1)[1]
+    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"__name__": "docs_schedules_lightning"}
+    exec(compile(block, f"{doc}:lightning", "exec"), namespace)
+    trainer = namespace["trainer"]
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert trainer.global_step == 8
+    # Validations after steps 2, 4, 6, 8 (the sanity check's is not reported): the best value, then
+    # two reports without improvement (> patience 1): a reduction at step 6, then one bad report.
+    assert scheduler.plateau_state()["default"] == {
+        "metric": "val_loss",
+        "mode": "min",
+        "best": 1.0,
+        "bad_reports": 1,
+        "cooldown_left": 0,
+        "reductions": [6],
+    }
+    assert scheduler.get_last_lr() == [0.01 * 0.5]

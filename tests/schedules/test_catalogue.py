@@ -678,7 +678,11 @@ def test_every_config_field_has_a_description(config_class: Any) -> None:
 def _doc_sections() -> dict[str, str]:
     text = DOCS.read_text(encoding="utf-8")
     parts = re.split(r"^## `([a-z_0-9]+)`\s*$", text, flags=re.MULTILINE)
-    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+    # A kind's section ends at the next heading of its level (a kind's, or another section's).
+    return {
+        parts[i]: re.split(r"^## ", parts[i + 1], maxsplit=1, flags=re.MULTILINE)[0]
+        for i in range(1, len(parts) - 1, 2)
+    }
 
 
 def test_every_kind_has_a_reference_doc_entry_with_a_valid_yaml_example() -> None:

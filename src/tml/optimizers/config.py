@@ -58,6 +58,7 @@ from tml.optimizers.schedules import (
     SequencePhase,
     WarmupStableDecay,
 )
+from tml.optimizers.schedules.plateau import ReduceOnPlateau
 
 _AT_MOST_ONE_SCHEDULE: dict[str, Any] = {"at_most_one_of": "schedule"}
 
@@ -110,6 +111,11 @@ class OptimizerConfig(AlgorithmChoice):
     )
     layer_decay: LayerDecayConfig | None = pydantic.Field(
         None, description="Layer-wise LR decay (timm's numbering): see LayerDecayConfig."
+    )
+    reduce_on_plateau: ReduceOnPlateau | None = pydantic.Field(
+        None,
+        description="Reduce the LR of every group (that does not set its own) when the metric given "
+        "to scheduler.report stops improving: see ReduceOnPlateau and docs/schedules.md.",
     )
     param_groups: list[ParamGroupConfig] = pydantic.Field(
         default_factory=list,
@@ -281,6 +287,7 @@ __all__ = [
     "PiecewiseLinear",
     "PolynomialDecay",
     "RAdamConfig",
+    "ReduceOnPlateau",
     "RmspropConfig",
     "RpropConfig",
     "SGDConfig",

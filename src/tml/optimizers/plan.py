@@ -20,6 +20,7 @@ from tml.optimizers.config import LearningRate, OptimizerConfig
 from tml.optimizers.groups.assign import ParamGroup, assign_param_groups
 from tml.optimizers.runtime.implementation import accepts_keyword, implementation_kwargs
 from tml.optimizers.schedules import compute_lr
+from tml.optimizers.schedules.plateau import ReduceOnPlateau
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +62,14 @@ class OptimizerPlan:
     def lr_multipliers(self) -> dict[str, float]:
         """Each group's LR multiplier, in group order."""
         return {group.name: group.lr_multiplier for group in self.groups}
+
+    def plateaus(self) -> dict[str, ReduceOnPlateau]:
+        """The ``reduce_on_plateau`` of each group that has one, in group order."""
+        return {
+            group.name: group.reduce_on_plateau
+            for group in self.groups
+            if group.reduce_on_plateau is not None
+        }
 
 
 def plan_optimizer(model: torch.nn.Module, config: OptimizerConfig) -> OptimizerPlan:

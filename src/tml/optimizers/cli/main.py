@@ -39,6 +39,7 @@ from tml.optimizers.cli.schema import optimizer_schema
 from tml.optimizers.describe import describe_param_groups
 from tml.optimizers.fields import MAX_SCHEDULE_STEP
 from tml.optimizers.runtime.resume import RESUME_POLICIES
+from tml.optimizers.schedules.plateau import describe_plateau
 
 PROGRAM = "tml-optim"
 DESCRIPTION = (
@@ -452,6 +453,9 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
             ", ".join(map(str, facts.milestones)) or "none",
         )
     console.print(table)
+    for spec in loaded.config.group_specs():
+        if spec.reduce_on_plateau is not None:
+            console.print(f"reduce_on_plateau of {spec.name}: {describe_plateau(spec.reduce_on_plateau)}")
 
 
 def run_show(arguments: argparse.Namespace, console: Console) -> int:

@@ -45,6 +45,7 @@ from tml.optimizers.runtime.lr_shim import LRShim
 from tml.optimizers.runtime.resume import (
     ResumeError,
     ResumePolicy,
+    ResumeWarning,
     compare_records,
     default_policy,
     effective_policy,
@@ -64,7 +65,7 @@ _MANIFEST_KEYS = frozenset(
 )
 """The keys every manifest has; ``resume`` (the optimizer's group records) is newer, and optional."""
 
-SCHEDULE_KEYS = frozenset({"learning_rate", "lr"})
+SCHEDULE_KEYS = frozenset({"learning_rate", "lr", "reduce_on_plateau"})
 """Config keys that only choose the schedule: with ``reset_schedule=True`` they may differ."""
 
 _CHECKPOINT_NAME = re.compile(r"^step-(\d{8,})$")
@@ -319,7 +320,9 @@ def load_checkpoint(
         manifest.get("resume"), optimizer_state, chosen, reset_schedule, refused_only=whole_config is not None
     )
     try:  # the scheduler checks a state itself, before it changes anything
-        _restore_schedule(scheduler, manifest["scheduler"], reset_schedule, schedule_step, chosen)
+        with warnings.catch_warnings():  # what it applies is reported by the load below, once
+            warnings.simplefilter("ignore", ResumeWarning)
+            _restore_schedule(scheduler, manifest["scheduler"], reset_schedule, schedule_step, chosen)
     except ValueError as error:
         differences.append(f"scheduler: {error}")
     if differences:

@@ -26,6 +26,7 @@ from tml.optimizers.groups.patterns import NameIndex, matching_positions, patter
 from tml.optimizers.groups.resolve import GroupSpec
 from tml.optimizers.groups.rules import WEIGHT_DECAY_KEYWORDS, LayerDecayConfig
 from tml.optimizers.schedules import LearningRate
+from tml.optimizers.schedules.plateau import ReduceOnPlateau
 
 NO_WEIGHT_DECAY_SUFFIX = ".no_weight_decay"
 """Appended to a group's name to name its companion group without weight decay."""
@@ -41,6 +42,8 @@ class ParamGroup:
     algorithm: OptimizerAlgorithmConfig
     schedule: LearningRate
     lr_multiplier: float = 1.0
+    reduce_on_plateau: ReduceOnPlateau | None = None
+    """Metric-driven decay of the group's LR (its rule's, or the optimizer's), if any."""
 
 
 def layer_numbers(names: Sequence[str], layer_decay: LayerDecayConfig) -> tuple[list[int], int]:
@@ -329,6 +332,7 @@ def _split_group(
                 algorithm=algorithm,
                 schedule=spec.schedule,
                 lr_multiplier=multiplier,
+                reduce_on_plateau=spec.reduce_on_plateau,
             )
         )
     return groups

@@ -21,6 +21,7 @@ from tml.optimizers.fields import MAX_SCHEDULE_STEP
 from tml.optimizers.groups.recap import BACKBONE_GROUP, SINGLE_TASK_GROUP, tower_pattern
 from tml.optimizers.groups.rules import DEFAULT_GROUP, ParamGroupConfig
 from tml.optimizers.schedules import LearningRate, compute_lr, schedule_bounds, schedule_milestones
+from tml.optimizers.schedules.plateau import ReduceOnPlateau
 
 if TYPE_CHECKING:
     from tml.optimizers.config import OptimizerConfig
@@ -48,6 +49,9 @@ class GroupSpec:
     """Where the rule stands in the config, for messages (``param_groups[2] 'towers'``)."""
     exclusive: bool = False
     """A parameter that this rule and another exclusive rule both match is an error (recap's towers)."""
+    reduce_on_plateau: ReduceOnPlateau | None = None
+    """Metric-driven decay of the group's LR: the rule's own, else the optimizer's (``false`` in the
+    rule: none)."""
 
 
 def as_schedule(lr: float | LearningRate) -> LearningRate:
@@ -120,6 +124,7 @@ def resolve_groups(config: OptimizerConfig) -> tuple[GroupSpec, ...]:
                 exclude_from_weight_decay=tuple(config.exclude_from_weight_decay),
                 path=f"multi_task_learning_rates.tower_learning_rates[{task!r}]",
                 exclusive=True,
+                reduce_on_plateau=config.reduce_on_plateau,
             )
             for task, schedule in multi_task.tower_learning_rates.items()
         ]
@@ -134,10 +139,34 @@ def resolve_groups(config: OptimizerConfig) -> tuple[GroupSpec, ...]:
         schedule=default_schedule(config),
         exclude_from_weight_decay=tuple(config.exclude_from_weight_decay),
         path=f"the group of unclaimed parameters ({default_group_name(config)!r})",
+        reduce_on_plateau=config.reduce_on_plateau,
     )
     specs = (*rules, unclaimed)
     _check_finite_learning_rates(config, specs, title)
+    _check_plateau_floors(config, specs, title)
     return specs
+
+
+def _check_plateau_floors(config: OptimizerConfig, specs: tuple[GroupSpec, ...], title: str) -> None:
+    """A group's ``min_learning_rate`` is below its greatest learning rate: else no reduction could
+    ever lower it, and the plateau would be silently inert (a group whose LR is 0 throughout is left
+    alone: there is nothing to reduce)."""
+    for index, spec in enumerate(specs):
+        plateau = spec.reduce_on_plateau
+        if plateau is None:
+            continue
+        peak = schedule_bounds(spec.schedule)[1] * spec.lr_multiplier
+        if 0.0 < peak <= plateau.min_learning_rate:
+            own = index < len(config.param_groups) and config.param_groups[index].reduce_on_plateau
+            path: tuple[str | int, ...] = ("param_groups", index) if own else ()
+            raise_at(
+                title,
+                (*path, "reduce_on_plateau", "min_learning_rate"),
+                f"min_learning_rate {plateau.min_learning_rate!r} is not below the greatest learning "
+                f"rate of group {spec.name!r} ({peak!r}): no reduction could lower it; give a smaller "
+                "min_learning_rate, or reduce_on_plateau: false in that group",
+                plateau.min_learning_rate,
+            )
 
 
 def _default_schedule_path(config: OptimizerConfig) -> tuple[str | int, ...]:
@@ -309,6 +338,7 @@ def _resolve_rule(config: OptimizerConfig, index: int, group: ParamGroupConfig) 
         else config.exclude_from_weight_decay
     )
     _check_weight_decay_support(config, algorithm, exclusions, (index, group))
+    plateau = config.reduce_on_plateau if group.reduce_on_plateau is None else group.reduce_on_plateau
     return GroupSpec(
         name=group.name,
         patterns=tuple(group.params),
@@ -317,6 +347,7 @@ def _resolve_rule(config: OptimizerConfig, index: int, group: ParamGroupConfig) 
         lr_multiplier=group.lr_multiplier,
         exclude_from_weight_decay=tuple(exclusions),
         path=f"param_groups[{index}] {group.name!r}",
+        reduce_on_plateau=plateau or None,
     )
 
 

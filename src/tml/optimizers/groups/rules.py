@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -13,6 +13,7 @@ from tml.optimizers.algorithms import ALGORITHM_GROUP, AlgorithmChoice, Optimize
 from tml.optimizers.fields import NO_BOOL, NonNegativeFloat
 from tml.optimizers.groups.patterns import check_backtracking, check_patterns
 from tml.optimizers.schedules import LearningRate
+from tml.optimizers.schedules.plateau import ReduceOnPlateau
 
 DEFAULT_GROUP = "default"
 """The name of the param group that holds every parameter no rule claims."""
@@ -33,6 +34,19 @@ def check_weight_decay_exclusions(entries: list[str]) -> list[str]:
 
 
 WeightDecayExclusions = Annotated[list[str], pydantic.AfterValidator(check_weight_decay_exclusions)]
+
+
+def _plateau_tag(value: Any) -> str:
+    return "False" if value is False else "ReduceOnPlateau"
+
+
+PlateauSetting = Annotated[
+    Annotated[ReduceOnPlateau, pydantic.Tag("ReduceOnPlateau")]
+    | Annotated[Literal[False], pydantic.Tag("False")],
+    pydantic.Discriminator(_plateau_tag),
+]
+"""A rule's ``reduce_on_plateau``: a setting, or ``false`` for none (a tagged union, so that an error
+of the setting is reported alone, not beside "should be False")."""
 
 
 class ParamGroupConfig(AlgorithmChoice):
@@ -62,6 +76,11 @@ class ParamGroupConfig(AlgorithmChoice):
     lr_multiplier: NonNegativeFloat = pydantic.Field(
         1.0, description="The group's LR is its schedule's value times this; >= 0."
     )
+    reduce_on_plateau: PlateauSetting | None = pydantic.Field(
+        None,
+        description="Reduce the group's LR when its metric (given to scheduler.report) stops "
+        "improving; default: the optimizer's reduce_on_plateau; false: none for this group.",
+    )
     hyperparameters: dict[str, Any] | None = pydantic.Field(
         None,
         description="Hyperparameters of the default algorithm to override for this group (e.g. "
@@ -82,6 +101,23 @@ class ParamGroupConfig(AlgorithmChoice):
                 "give this rule another name"
             )
         return name
+
+    @pydantic.field_validator("reduce_on_plateau", mode="before")
+    @classmethod
+    def _false_or_a_setting(cls, value: Any) -> Any:
+        # Literal[False] would also take 0 (0 == False), and a union's error would list both arms.
+        if isinstance(value, bool):
+            if value:
+                raise ValueError(
+                    "true is not a setting: give {metric: <name>, ...}, or false to leave this "
+                    "group's LR to its schedule"
+                )
+            return value
+        if value is None or isinstance(value, (dict, ReduceOnPlateau)):
+            return value
+        raise ValueError(
+            f"expected a reduce_on_plateau setting {{metric: <name>, ...}} or false, got {value!r}"
+        )
 
     @pydantic.field_validator("params")
     @classmethod

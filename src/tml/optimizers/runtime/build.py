@@ -42,6 +42,7 @@ def build_scheduler(plan: OptimizerPlan, optimizer: torch.optim.Optimizer) -> LR
         plan.schedules(),
         lr_multipliers=plan.lr_multipliers(),
         schedule_position=plan.schedule_position,
+        plateaus=plan.plateaus(),
     )
     scheduler.resume_policy = plan.resume_policy
     return scheduler

@@ -10,8 +10,10 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from tml.optimizers.runtime.resume import RESUME_POLICIES, effective_policy
+from tml.optimizers.runtime.plateau import PlateauGroups, dropped_reductions
+from tml.optimizers.runtime.resume import RESUME_POLICIES, effective_policy, report_changes
 from tml.optimizers.schedules import LearningRate, compile_schedule
+from tml.optimizers.schedules.plateau import ReduceOnPlateau
 
 _STATE_FORMAT = 1
 
@@ -59,6 +61,9 @@ class LRShim(LRScheduler):
         verbose)``; it has no effect (``True`` warns, as torch's schedulers did before removing it).
       lr_multipliers: group name -> factor applied to that group's schedule (default 1).
       schedule_position: ``"scheduler_steps"`` or ``"optimizer_steps"``, see above.
+      plateaus: group name -> its ``ReduceOnPlateau``, for the groups whose LR reacts to a metric
+        given to :meth:`report`: their LR is the schedule's value times ``factor ** reductions``
+        (see ``tml.optimizers.schedules.plateau``).
 
     Raises:
       ValueError: ``lr_dict`` does not have one schedule per param group, or names them differently;
@@ -90,6 +95,7 @@ class LRShim(LRScheduler):
         *,
         lr_multipliers: Mapping[str, float] | None = None,
         schedule_position: str = "scheduler_steps",
+        plateaus: Mapping[str, ReduceOnPlateau] | None = None,
     ) -> None:
         if verbose:
             warnings.warn(
@@ -122,10 +128,14 @@ class LRShim(LRScheduler):
         unknown = [name for name in multipliers if name not in lr_dict]
         if unknown:
             raise ValueError(f"lr_multipliers names groups that lr_dict does not have: {unknown}")
+        unknown = [name for name in plateaus or {} if name not in lr_dict]
+        if unknown:
+            raise ValueError(f"plateaus names groups that lr_dict does not have: {unknown}")
         self.lr_dict = dict(lr_dict)
         self.group_names = list(self.lr_dict)
         self.lr_multipliers = {name: float(multipliers.get(name, 1.0)) for name in self.group_names}
         self.schedule_position = schedule_position
+        self._plateau = PlateauGroups(self.group_names, plateaus) if plateaus else None
         # The derived state, all a write needs: one compiled closure per distinct schedule config
         # (groups usually share the default one, evaluated once per step), then one (closure,
         # multiplier) per distinct scaled pair, and per group the index of its value among those.
@@ -163,9 +173,16 @@ class LRShim(LRScheduler):
         from the constructor, still moves a new run from -1 to 0).
         """
         if epoch is not None:
+            if isinstance(epoch, int) and not isinstance(epoch, bool):
+                raise TypeError(
+                    "LRShim.step() takes no epoch: the position is the number of step() calls "
+                    "(restore a position with load_state_dict)"
+                )
             raise TypeError(
-                "LRShim.step() takes no epoch: the position is the number of step() calls "
-                "(restore a position with load_state_dict)"
+                f"LRShim.step() takes no metric (got {type(epoch).__name__}): step() advances the "
+                "schedule once per optimizer step; report an evaluation with "
+                "scheduler.report({'<metric name>': value}), which the groups with "
+                "reduce_on_plateau react to"
             )
         if self.schedule_position == "scheduler_steps" or self._step_count == 0:
             self._step_count += 1
@@ -192,6 +209,10 @@ class LRShim(LRScheduler):
                 f"built ({', '.join(self.group_names)}): a group added later (add_param_group) has no "
                 "schedule; build the optimizer and scheduler again with a rule for its parameters"
             )
+        if self._plateau is not None:
+            for group, value in zip(groups, self.get_lr(), strict=True):
+                _write_lr(group, value)
+            return
         values = self._values(self.last_epoch)
         # The lengths were checked above; zip(strict=True) costs per step.
         for group, index in zip(groups, self._value_of_group, strict=False):
@@ -204,9 +225,68 @@ class LRShim(LRScheduler):
     def get_lr(self) -> list[float]:  # type: ignore[override]
         """The learning rate of every group at the current position (closed form, no side effect)."""
         values = self._values(self.last_epoch)
-        return [values[index] for index in self._value_of_group]
+        lrs = [values[index] for index in self._value_of_group]
+        if self._plateau is not None:
+            return self._plateau.scaled(lrs, self.last_epoch)
+        return lrs
 
     _get_closed_form_lr = get_lr
+
+    def report(self, metrics: Mapping[str, Any]) -> list[str]:
+        """Report an evaluation: each group with ``reduce_on_plateau`` takes its own metric.
+
+        A group whose metric has stopped improving (torch's ``ReduceLROnPlateau`` rules: see
+        ``ReduceOnPlateau``) gets one more reduction at the current position, and the LRs are
+        written at once. The position does not move: call this as often as the run evaluates,
+        and :meth:`step` once per optimizer step, as always. Metrics no group reacts to are
+        ignored, so one mapping of everything evaluated can be given, and the same training loop
+        serves every config (without ``reduce_on_plateau`` a report changes nothing). Patience and
+        cooldown count reports, as torch's count its ``step(metric)`` calls.
+
+        Args:
+          metrics: metric name -> value (a number, or a tensor of one element).
+
+        Returns:
+          The names of the groups whose LR this report reduced (empty for most reports).
+
+        Raises:
+          KeyError: a group's metric is missing from ``metrics`` (the message names the group and
+            the metric); nothing is changed then.
+          TypeError: ``metrics`` is not a mapping, or a value is not a number.
+
+        Examples:
+          >>> from tml.optimizers.schedules.plateau import ReduceOnPlateau
+          >>> parameter = torch.nn.Parameter(torch.zeros(2))
+          >>> optimizer = torch.optim.SGD([{"params": [parameter], "name": "tower"}], lr=1.0)
+          >>> scheduler = LRShim(optimizer, {"tower": LearningRate(constant=0.1)},
+          ...     plateaus={"tower": ReduceOnPlateau(metric="loss", factor=0.5, patience=1)})
+          >>> for loss in [0.5, 0.4, 0.4, 0.4, 0.4, 0.4]:
+          ...     scheduler.step()
+          ...     reduced = scheduler.report({"loss": loss, "auc": 0.7})
+          ...     print(scheduler.last_epoch, reduced, optimizer.param_groups[0]["lr"])
+          1 [] 0.1
+          2 [] 0.1
+          3 [] 0.1
+          4 ['tower'] 0.05
+          5 [] 0.05
+          6 ['tower'] 0.025
+        """
+        if self._plateau is None:
+            if not isinstance(metrics, Mapping):
+                raise TypeError(
+                    f"report takes a mapping of metric name -> value, got {type(metrics).__name__}"
+                )
+            return []
+        reduced = self._plateau.report(metrics, self.last_epoch)
+        if reduced:
+            self._write_lrs()
+        return reduced
+
+    def plateau_state(self) -> dict[str, dict[str, Any]]:
+        """Group name -> its plateau state, for the groups with ``reduce_on_plateau``: ``metric``,
+        ``mode``, ``best`` (the best value reported), ``bad_reports``, ``cooldown_left`` and
+        ``reductions`` (the positions where its LR was reduced). The same data as ``state_dict()``'s."""
+        return {} if self._plateau is None else self._plateau.state()
 
     def get_last_lr(self) -> list[float]:  # type: ignore[override]
         """The learning rates last written, one float per group.
@@ -222,8 +302,11 @@ class LRShim(LRScheduler):
         return dict(zip(self.group_names, self.get_last_lr(), strict=True))
 
     def state_dict(self) -> dict[str, Any]:
-        """The step plus what identifies the schedules: plain data, loadable with ``weights_only``."""
-        return {
+        """The step plus what identifies the schedules: plain data, loadable with ``weights_only``.
+
+        With ``reduce_on_plateau`` groups, also ``"plateau"``: :meth:`plateau_state`.
+        """
+        state = {
             "format": _STATE_FORMAT,
             "last_epoch": self.last_epoch,
             "step_count": self._step_count,
@@ -231,6 +314,9 @@ class LRShim(LRScheduler):
             "schedule_position": self.schedule_position,
             "schedules": self._schedule_records(),
         }
+        if self._plateau is not None:
+            state["plateau"] = self._plateau.state()
+        return state
 
     def state_differences(self, state_dict: Mapping[str, Any], *, schedules: bool = True) -> list[str]:
         """What differs between a saved ``state_dict()`` and this scheduler; empty if it fits.
@@ -284,14 +370,22 @@ class LRShim(LRScheduler):
         if chosen not in RESUME_POLICIES:
             raise ValueError(f"policy must be one of {', '.join(RESUME_POLICIES)}, got {chosen!r}")
         self._refuse_if_different(state_dict, schedules=chosen == "strict")
-        self._move_to(int(state_dict["last_epoch"]), int(state_dict["step_count"]))
+        last_epoch = int(state_dict["last_epoch"])
+        saved_plateau = state_dict.get("plateau")
+        if self._plateau is not None:
+            changes = self._plateau.load(saved_plateau, last_epoch, strict=chosen == "strict")
+        else:
+            changes = dropped_reductions(saved_plateau)
+        report_changes(changes)
+        self._move_to(last_epoch, int(state_dict["step_count"]))
 
     def restart_from(self, state_dict: dict[str, Any], step: int = 0) -> None:
         """Take a state saved with other schedules: check its groups, then put the schedule at ``step``.
 
         For a resume that keeps the model and optimizer but not the schedule's position (a new
         schedule, or the same one restarted): the saved groups must be this scheduler's, the saved
-        schedules and position are not used. The learning rates of ``step`` are written.
+        schedules and position are not used. The learning rates of ``step`` are written. The plateau
+        state restarts too: no reduction, every tracker as before its first report.
 
         Raises:
           ValueError: ``step`` is negative, or the state is not an LRShim state of these groups.
@@ -299,6 +393,8 @@ class LRShim(LRScheduler):
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
         self._refuse_if_different(state_dict, schedules=False)
+        if self._plateau is not None:
+            self._plateau.reset()
         self._move_to(step, step + 1)
 
     def _refuse_if_different(self, state_dict: Mapping[str, Any], *, schedules: bool) -> None:
@@ -325,6 +421,8 @@ class LRShim(LRScheduler):
             record = config.model_dump(mode="json", exclude_none=True)
             if self.lr_multipliers[name] != 1.0:
                 record["lr_multiplier"] = self.lr_multipliers[name]
+            if self._plateau is not None and name in self._plateau.configs:
+                record["reduce_on_plateau"] = self._plateau.configs[name].model_dump(mode="json")
             records.append(record)
         return records
 

@@ -4,7 +4,8 @@ Every torch optimizer that ``build_optimizer`` builds (each child of a ``Combine
 ``FlatOptimizer`` alike) carries two hooks. ``state_dict()`` adds to every saved param group the key
 :data:`RESUME_KEY`: a JSON string of the group's record, ``{"param_names": [...], "shapes": [...],
 "fingerprint": {...}}``, the fingerprint being what the config asks of the group (algorithm, torch
-class, hyperparameters, schedule, LR multiplier, implementation, flatten, tensor_lr). Torch itself
+class, hyperparameters, schedule, LR multiplier, implementation, flatten, tensor_lr, and
+``reduce_on_plateau`` where a group has one). Torch itself
 ignores the key (a plain torch optimizer loads the state dict as before). ``load_state_dict()``
 compares the saved records with this optimizer's before torch copies anything:
 
@@ -63,7 +64,10 @@ def fingerprint(group: ParamGroup) -> dict[str, Any]:
     """What the config asks of one param group, as JSON data (compared on every load)."""
     algorithm = group.algorithm
     torch_class = algorithm.torch_class()
+    # reduce_on_plateau is recorded only where it is set, so the records of other groups are unchanged.
+    plateau = group.reduce_on_plateau
     return {
+        **({} if plateau is None else {"reduce_on_plateau": plateau.model_dump(mode="json")}),
         "algorithm": algorithm.key or type(algorithm).__name__,
         "torch_class": f"{torch_class.__module__}.{torch_class.__qualname__}",
         "hyperparameters": algorithm.model_dump(mode="json", include=set(algorithm.hyperparameter_names())),
@@ -181,7 +185,7 @@ def _structure_difference(saved: Mapping[str, Any], current: Mapping[str, Any]) 
     return None
 
 
-SCHEDULE_FINGERPRINT_KEYS = ("schedule", "lr_multiplier")
+SCHEDULE_FINGERPRINT_KEYS = ("schedule", "lr_multiplier", "reduce_on_plateau")
 """Fingerprint keys of the schedule: a load that restarts the schedule (``reset_schedule``) ignores them."""
 
 
