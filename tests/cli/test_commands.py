@@ -230,16 +230,50 @@ def test_validate_summary(tmp_path: Path) -> None:
     assert cosine is not None
     assert "a valid optimizer config" in result.stdout
     assert "torch.optim.Adam" in result.stdout
-    row = next(
-        line for line in result.stdout.splitlines() if "default" in line and "linear_ramp_to_cosine" in line
+    (row,) = parse_table(result.stdout)
+    # group, parameters, algorithm, weight decay, × LR, schedule, peak, final LR, from step, warmup,
+    # boundaries: without rules, the group of unclaimed parameters holds them all (no "(if any)").
+    assert row[:6] == ["default", "parameters no rule claims", "adam", "0", "1", "linear_ramp_to_cosine"]
+    assert float(row[6]) == pytest.approx(cosine.learning_rate)
+    assert float(row[7]) == pytest.approx(cosine.final_learning_rate)
+    assert int(row[8]) == cosine.final_num_steps  # an absolute step: the schedule's total length
+    assert int(row[9]) == cosine.num_ramp_steps
+    assert row[10] == f"{cosine.num_ramp_steps}, {cosine.final_num_steps}"
+
+
+def test_validate_lists_the_rules_their_companions_and_points_to_the_built_groups(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(
+        "optimizer:\n"
+        "  adamw: {lr: 0.001, weight_decay: 0.05}\n"
+        "  exclude_from_weight_decay: [bias]\n"
+        "  learning_rate:\n"
+        "    cosine_decay: {learning_rate: 0.001, warmup_steps: 100, decay_steps: 900}\n"
+        "  param_groups:\n"
+        "    - {name: head, params: ['head.*'], lr_multiplier: 10.0, exclude_from_weight_decay: []}\n"
+        "    - name: tables\n"
+        "      params: ['tables.*']\n"
+        "      sgd: {lr: 0.1, momentum: 0.9}\n"
+        "      learning_rate: {inverse_sqrt: {learning_rate: 0.1, warmup_steps: 10, timescale: 10}}\n"
     )
-    cells = [cell.strip() for cell in row.strip("│┃ ").split("│")]
-    # group, schedule, peak, final (at the last phase boundary), warmup, boundaries
-    assert cells[0] == "default"
-    assert float(cells[2]) == pytest.approx(cosine.learning_rate)
-    assert float(cells[3]) == pytest.approx(cosine.final_learning_rate)
-    assert int(cells[4]) == cosine.num_ramp_steps
-    assert cells[5] == f"{cosine.num_ramp_steps}, {cosine.final_num_steps}"
+    result = run_cli("validate", "rules.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {row[0]: row for row in parse_table(result.stdout)}
+    assert list(rows) == [
+        "head",
+        "tables",
+        "tables.no_weight_decay (if any)",
+        "default (if any)",
+        "default.no_weight_decay (if any)",
+    ]
+    # algorithm, weight decay, × LR, peak LR (multiplier included), final LR, from step
+    assert rows["head"][2:5] == ["adamw", "0.05", "10"]
+    assert float(rows["head"][6]) == pytest.approx(10 * 0.001)
+    assert rows["head"][8] == str(100 + 900)  # decay_steps count after the warmup
+    assert rows["tables"][2:5] == ["sgd", "0", "1"] and rows["tables"][7:9] == ["—", "never"]
+    assert rows["tables.no_weight_decay (if any)"][1] == "tables's parameters matching: bias"
+    assert rows["default (if any)"][1] == "parameters no rule claims"
+    assert rows["default.no_weight_decay (if any)"][2:4] == ["adamw", "0"]
+    assert "tml-optim groups rules.yaml --model MODULE:FACTORY" in result.stdout
 
 
 def test_validate_several_files_and_the_whole_document_form(tmp_path: Path) -> None:
@@ -260,11 +294,16 @@ def parse_table(output: str) -> list[list[str]]:
     return rows
 
 
+def step_rows(output: str) -> list[list[str]]:
+    """The rows of ``show``'s table that are steps (not its final-LR footer)."""
+    return [row for row in parse_table(output) if row[0].isdigit()]
+
+
 def test_show_prints_the_phase_boundaries_by_default() -> None:
     result = run_cli("show", DEMO)
     assert result.returncode == 0, result.stderr
     schedule = load_config_from_yaml(OptimizerConfig, DEMO, key="optimizer").schedule()
-    rows = parse_table(result.stdout)
+    rows = step_rows(result.stdout)
     steps = [int(row[0]) for row in rows]
     assert steps == sorted({0, *schedule_milestones(schedule)})
     for row in rows:
@@ -274,15 +313,22 @@ def test_show_prints_the_phase_boundaries_by_default() -> None:
 def test_show_at_and_steps() -> None:
     schedule = load_config_from_yaml(OptimizerConfig, DEMO, key="optimizer").schedule()
     at = run_cli("show", DEMO, "--at", "7,0,2500,10000,99999")
-    rows = parse_table(at.stdout)
+    rows = step_rows(at.stdout)
     assert [int(row[0]) for row in rows] == [0, 7, 2500, 10000, 99999]
     for row in rows:
         assert float(row[1]) == pytest.approx(compute_lr(schedule, int(row[0])), rel=1e-5, abs=1e-12)
     # The cosine at 2500 steps: final + (peak - final) / 2 * (1 + cos(pi * 1500 / 9000)).
     expected = 3e-5 + (3e-3 - 3e-5) * 0.5 * (1 + math.cos(math.pi * 1500 / 9000))
     assert float(rows[2][1]) == pytest.approx(expected, rel=1e-5)
-    until = parse_table(run_cli("show", DEMO, "--steps", "2000").stdout)
-    assert [int(row[0]) for row in until] == [0, 1000, 2000]
+    until = run_cli("show", DEMO, "--steps", "2000").stdout
+    assert [int(row[0]) for row in step_rows(until)] == [0, 1000, 2000]
+    # The footer: where the LR ends (final_num_steps, an absolute step) and the value it holds.
+    cosine = schedule.linear_ramp_to_cosine
+    assert cosine is not None
+    assert parse_table(until)[-2:] == [
+        ["final LR", f"{cosine.final_learning_rate:.6g}", ""],
+        ["from step", str(cosine.final_num_steps), "where each LR ends (its total steps)"],
+    ]
 
 
 def test_plot_writes_a_png_of_the_requested_size(tmp_path: Path) -> None:

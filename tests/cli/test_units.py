@@ -6,6 +6,7 @@ import math
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,10 +16,10 @@ from tml.core.config.suggestions import models_at, suggest_key, valid_keys
 from tml.optimizers import build_optimizer, compute_lr
 from tml.optimizers.cli import docgen
 from tml.optimizers.cli.errors import UsageError
-from tml.optimizers.cli.groups import group_schedules
+from tml.optimizers.cli.groups import UNCLAIMED, group_schedules, rule_rows
 from tml.optimizers.cli.loading import find_key, load_optimizer_config
 from tml.optimizers.cli.plotting import sample_steps
-from tml.optimizers.cli.summary import default_end, milestone_steps, schedule_facts
+from tml.optimizers.cli.summary import default_end, final_step, milestone_steps, schedule_facts
 from tml.optimizers.config import (
     AdamConfig,
     LearningRate,
@@ -30,7 +31,8 @@ from tml.optimizers.config import (
 )
 from tml.optimizers.demo.model import TASKS, ModelShape, RankingModel, SyntheticRankingData, ranking_loss
 from tml.optimizers.demo.trainer import stop_requests
-from tml.optimizers.schedules import schedule_milestones
+from tml.optimizers.describe import describe_param_groups
+from tml.optimizers.schedules import SCHEDULES, schedule_milestones
 
 ROOT = Path(__file__).resolve().parents[2]
 # The optimizer configs among the examples (schedules.yaml holds bare schedules, one per key).
@@ -134,6 +136,219 @@ def test_schedule_facts(schedule: LearningRate, kind: str, lowest: float, peak: 
     assert facts.milestones == sorted(schedule_milestones(schedule))
 
 
+# Each kind's total length, from its fields: (the schedule, the step from which it holds its final
+# value or None when it keeps changing, why).
+FINAL_STEPS: list[tuple[dict[str, Any], int | None, str]] = [
+    ({"constant": 0.1}, 0, "constant from the start"),
+    ({"linear": {"start_learning_rate": 0.0, "end_learning_rate": 1.0, "steps": 10}}, 10, "steps"),
+    ({"piecewise_linear": {"boundaries": [0, 10, 20], "values": [0.0, 1.0, 0.5]}}, 20, "last point"),
+    (
+        {"cosine_decay": {"learning_rate": 1.0, "warmup_steps": 100, "decay_steps": 900}},
+        100 + 900,
+        "decay_steps count after the warmup",
+    ),
+    (
+        {"polynomial_decay": {"learning_rate": 1.0, "warmup_steps": 5, "decay_steps": 50}},
+        5 + 50,
+        "warmup + decay",
+    ),
+    (
+        {
+            "exponential_decay": {
+                "learning_rate": 1.0,
+                "decay_rate": 0.5,
+                "decay_steps": 10,
+                "final_learning_rate": 0.2,
+            }
+        },
+        math.ceil(10 * math.log2(1.0 / 0.2)),
+        "the first t with 0.5 ** (t / 10) <= 0.2: not a phase boundary",
+    ),
+    (
+        {
+            "exponential_decay": {
+                "learning_rate": 1.0,
+                "decay_rate": 0.5,
+                "decay_steps": 10,
+                "staircase": True,
+                "final_learning_rate": 0.2,
+            }
+        },
+        10 * math.ceil(math.log2(1.0 / 0.2)),
+        "the first stair at or below the floor, before the stairs listed as boundaries end",
+    ),
+    ({"multistep_decay": {"learning_rate": 1.0, "milestones": [30, 60], "gamma": 0.1}}, 60, "last milestone"),
+    (
+        {"inverse_sqrt": {"learning_rate": 1.0, "warmup_steps": 100, "timescale": 100}},
+        None,
+        "decays for ever",
+    ),
+    (
+        {
+            "warmup_stable_decay": {
+                "learning_rate": 1.0,
+                "warmup_steps": 10,
+                "stable_steps": 100,
+                "decay_steps": 50,
+            }
+        },
+        10 + 100 + 50,
+        "warmup + stable + decay",
+    ),
+    ({"cosine_with_restarts": {"learning_rate": 1.0, "first_cycle_steps": 100}}, None, "restarts for ever"),
+    (
+        {"cosine_with_restarts": {"learning_rate": 1.0, "first_cycle_steps": 100, "cycle_decay": 0.5}},
+        None,
+        "cycles that fade but never end",
+    ),
+    ({"one_cycle": {"max_learning_rate": 1.0, "total_steps": 100}}, 100 - 1, "torch's last step, total - 1"),
+    ({"cyclic": {"base_learning_rate": 0.1, "max_learning_rate": 1.0, "step_size_up": 10}}, None, "cycles"),
+    (
+        {
+            "piecewise_constant": {
+                "learning_rate_boundaries": [5, 50],
+                "learning_rate_values": [0.3, 0.1, 0.01],
+            }
+        },
+        50,
+        "last boundary",
+    ),
+    (
+        {
+            "piecewise_constant": {
+                "learning_rate_boundaries": [5, 50],
+                "learning_rate_values": [0.3, 0.1, 0.1],
+            }
+        },
+        5,
+        "the last two values are equal: final from the first boundary",
+    ),
+    ({"linear_ramp_to_constant": {"learning_rate": 1.0, "num_ramp_steps": 10}}, 10, "the ramp"),
+    (
+        {
+            "linear_ramp_to_cosine": {
+                "learning_rate": 1.0,
+                "final_learning_rate": 0.0,
+                "num_ramp_steps": 10,
+                "final_num_steps": 10**6,
+            }
+        },
+        10**6,
+        "final_num_steps is an absolute step",
+    ),
+    (
+        {
+            "sequence": [
+                {
+                    "steps": 500,
+                    "schedule": {
+                        "linear": {"start_learning_rate": 0.0, "end_learning_rate": 1.0, "steps": 500}
+                    },
+                },
+                {"steps": 2000, "schedule": {"constant": 1.0}},
+                {
+                    "schedule": {
+                        "multistep_decay": {"learning_rate": 1.0, "milestones": [100, 300], "gamma": 0.1}
+                    }
+                },
+            ]
+        },
+        500 + 2000 + 300,
+        "the phases' steps, then the last phase's last milestone",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "expected", "why"), FINAL_STEPS, ids=[row[2] for row in FINAL_STEPS])
+def test_final_step_is_the_total_length_of_the_schedule(
+    data: dict[str, Any], expected: int | None, why: str
+) -> None:
+    schedule = LearningRate.model_validate(data)
+    assert final_step(schedule) == expected, why
+    if expected is not None:  # it holds its value from there, and not one step earlier
+        final = compute_lr(schedule, expected)
+        assert all(compute_lr(schedule, step) == final for step in (expected + 1, 2 * expected + 3, 10**12))
+        assert expected == 0 or compute_lr(schedule, expected - 1) != final
+
+
+def test_final_steps_cover_every_schedule_kind() -> None:
+    covered = {next(iter(data)) for data, _, _ in FINAL_STEPS}
+    assert covered == {entry.key for entry in SCHEDULES.values()}
+
+
+def test_rule_rows_list_every_rule_companion_and_the_unclaimed_parameters() -> None:
+    config = OptimizerConfig.model_validate(
+        {
+            "adamw": {"lr": 0.001, "weight_decay": 0.05},
+            "exclude_from_weight_decay": ["bias", "norm"],
+            "param_groups": [
+                {
+                    "name": "head",
+                    "params": ["head.*", "re:^out"],
+                    "lr_multiplier": 10.0,
+                    "exclude_from_weight_decay": [],
+                },
+                {"name": "emb", "params": ["emb*"], "sgd": {"lr": 0.1}},
+                {
+                    "name": "tables",
+                    "params": ["tables.*"],
+                    "adagrad": {"lr": 0.1},
+                    "exclude_from_weight_decay": ["1d"],
+                },
+            ],
+        }
+    )
+    rows = [
+        (
+            row.group,
+            row.parameters,
+            row.algorithm.key,
+            row.weight_decay,
+            row.lr_multiplier,
+            row.made_for_any_model,
+        )
+        for row in rule_rows(config)
+    ]
+    assert rows == [
+        ("head", "head.*, re:^out", "adamw", 0.05, 10.0, True),  # no exclusions: no companion
+        ("emb", "emb*", "sgd", 0.0, 1.0, True),
+        ("emb.no_weight_decay", "emb's parameters matching: bias, norm", "sgd", 0.0, 1.0, False),
+        ("tables", "tables.*", "adagrad", 0.0, 1.0, True),
+        ("tables.no_weight_decay", "tables's parameters matching: 1d", "adagrad", 0.0, 1.0, False),
+        ("default", UNCLAIMED, "adamw", 0.05, 1.0, False),  # a group only if parameters are left
+        ("default.no_weight_decay", "default's parameters matching: bias, norm", "adamw", 0.0, 1.0, False),
+    ]
+    # What a model gives: the same names, less the groups no parameter falls in.
+    model = torch.nn.ModuleDict(
+        {
+            "head": torch.nn.Linear(2, 2),
+            "out": torch.nn.Linear(2, 1),
+            "emb": torch.nn.Embedding(3, 2),
+            "tables": torch.nn.Linear(2, 2),
+        }
+    )
+    built = [group.name for group in describe_param_groups(model, config)]
+    assert built == ["head", "emb", "tables", "tables.no_weight_decay"]
+    assert set(built) <= {row[0] for row in rows}
+    # Without rules, the unclaimed group holds every parameter: it exists for any model.
+    (only,) = rule_rows(OptimizerConfig.model_validate({"sgd": {"lr": 0.1}}))
+    assert (only.group, only.made_for_any_model, only.weight_decay) == ("default", True, 0.0)
+    # recap's towers are rules; the backbone is the group of the parameters they leave.
+    recap = OptimizerConfig.model_validate(
+        {
+            "adam": {"lr": 0.1},
+            "multi_task_learning_rates": {
+                "tower_learning_rates": {"is_clicked": {"constant": 0.2}},
+                "backbone_learning_rate": {"constant": 0.3},
+            },
+        }
+    )
+    assert [(row.group, row.parameters) for row in rule_rows(recap)] == [
+        ("is_clicked", r"re:\.is_clicked\."),  # names holding '.is_clicked.' (recap's towers)
+        ("backbone", UNCLAIMED),
+    ]
+
+
 def test_piecewise_rising_to_its_peak_counts_as_warmup() -> None:
     rising = LearningRate(
         piecewise_constant=PiecewiseConstant(
@@ -225,35 +440,57 @@ def test_data_stream_is_a_function_of_the_seed_and_position() -> None:
     assert not torch.equal(SyntheticRankingData(shape, seed=4).batch(7)[0], first.batch(7)[0])
 
 
-# ---------------------------------------------------------------- several groups (as param groups will give)
+# ---------------------------------------------------------------- several groups
 
 
-def test_show_and_plot_draw_every_group(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_show_validate_and_plot_draw_every_group(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from matplotlib.image import imread
 
     from tml.optimizers.cli import main as cli_main
 
-    groups = {"backbone": COSINE, "towers.engagement": RAMP, "embeddings": PIECES}
-    monkeypatch.setattr(cli_main, "group_schedules", lambda config: groups)
-    monkeypatch.setenv("COLUMNS", "200")
     config = tmp_path / "config.yaml"
-    config.write_text("optimizer:\n  sgd: {lr: 0.1}\n")
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "optimizer": {
+                    "sgd": {},
+                    "learning_rate": PIECES.model_dump(exclude_none=True),
+                    "param_groups": [
+                        {
+                            "name": "backbone",
+                            "params": ["backbone.*"],
+                            "learning_rate": COSINE.model_dump(exclude_none=True),
+                        },
+                        {
+                            "name": "towers.engagement",
+                            "params": ["towers.*"],
+                            "learning_rate": RAMP.model_dump(exclude_none=True),
+                        },
+                    ],
+                }
+            }
+        )
+    )
+    groups = {"backbone": COSINE, "towers.engagement": RAMP, "default": PIECES}
 
     assert cli_main.main(["show", str(config)]) == 0
     rows = [
         line.strip("│").split("│") for line in capsys.readouterr().out.splitlines() if line.startswith("│")
     ]
-    assert [int(row[0]) for row in rows] == [0, 5, 8, 30, 50, 300]
-    for row in rows:
+    steps, final, total = rows[:-2], rows[-2], rows[-1]
+    assert [int(row[0]) for row in steps] == [0, 5, 8, 30, 50, 300]
+    for row in steps:
         for cell, schedule in zip(row[1:4], groups.values(), strict=True):
             assert float(cell) == pytest.approx(compute_lr(schedule, int(row[0])), rel=1e-5)
-    assert rows[1][4].strip() == "embeddings"  # step 5 is a phase boundary of the embeddings only
+    assert steps[1][4].strip() == "default"  # step 5 is a phase boundary of the default group only
+    # Where each LR ends: the cosine at final_num_steps, the ramp at num_ramp_steps, the pieces at
+    # their last boundary; and the values they hold from there.
+    assert [cell.strip() for cell in total[:4]] == ["from step", "300", "8", "50"]
+    assert [float(cell) for cell in final[1:4]] == pytest.approx([0.02, 0.5, 0.01], rel=1e-9)
 
     assert cli_main.main(["validate", str(config)]) == 0
     summary = capsys.readouterr().out
-    assert "3 param group(s)" in summary and "towers.engagement" in summary
+    assert all(name in summary for name in groups)
 
     assert cli_main.main(["plot", str(config), "-o", str(tmp_path / "groups.png")]) == 0
     assert imread(tmp_path / "groups.png").shape[:2] == (500, 1000)

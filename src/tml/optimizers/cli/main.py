@@ -29,13 +29,15 @@ except ModuleNotFoundError as missing:  # installed without the cli extra
     ) from None
 
 from tml.core.config import ConfigError
+from tml.optimizers.algorithms import OptimizerAlgorithmConfig
 from tml.optimizers.algorithms.custom import without_class_imports
 from tml.optimizers.cli import catalog, summary
 from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError, UsageError
-from tml.optimizers.cli.groups import group_multipliers, group_schedules, load_model
+from tml.optimizers.cli.groups import group_multipliers, group_schedules, load_model, rule_rows
 from tml.optimizers.cli.loading import LoadedConfig, load_optimizer_config
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, image_format, plot_schedules
 from tml.optimizers.cli.schema import optimizer_schema
+from tml.optimizers.config import LearningRate
 from tml.optimizers.describe import describe_param_groups
 from tml.optimizers.fields import MAX_SCHEDULE_STEP
 from tml.optimizers.runtime.resume import RESUME_POLICIES
@@ -428,54 +430,104 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
     console.print(f"[green]✓[/] {loaded.file}{where}: a valid optimizer config")
     algorithm = loaded.config.algorithm()
     settings = ", ".join(f"{name}={value}" for name, value in algorithm.optimizer_kwargs().items())
-    try:
-        torch_class = catalog.public_name(algorithm.torch_class())
-    except ValueError:  # custom, validated without importing it
-        torch_class = f"{getattr(algorithm, 'class_path', '?')}, not imported"
-    console.print(f"algorithm: {loaded.config.chosen('optimizer')[0]} ({torch_class}) {settings}")
-    schedules = group_schedules(loaded.config)
-    multipliers = group_multipliers(loaded.config)
-    end = max((max(summary.schedule_facts(s).milestones, default=0) for s in schedules.values()), default=0)
-    final_at = f"at step {end}, the last phase boundary" if end else "at step 0 (no phase boundary)"
-    table = Table(title=f"{len(schedules)} param group(s); final LR {final_at}", title_justify="left")
-    for column in ("group", "schedule", "peak LR", "final LR", "warmup", "phase boundaries"):
-        table.add_column(column, no_wrap=column != "phase boundaries")
-    for name, schedule in schedules.items():
-        facts = summary.schedule_facts(schedule, multipliers.get(name, 1.0))
-        final = summary.learning_rates({name: schedule}, [end], multipliers)[name][0]
+    console.print(f"algorithm: {loaded.config.chosen('optimizer')[0]} ({_class_name(algorithm)}) {settings}")
+    rows = rule_rows(loaded.config)
+    table = Table(
+        title="param-group rules, in order (the first that matches a parameter claims it), then the "
+        "parameters no rule claims",
+        title_justify="left",
+    )
+    columns = ("group", "parameters", "algorithm", "weight decay", "× LR", "schedule", "peak LR")
+    for column in (*columns, "final LR", "from step", "warmup", "phase boundaries"):
+        table.add_column(column, no_wrap=column not in ("parameters", "phase boundaries"))
+    for row in rows:
+        facts = summary.schedule_facts(row.schedule, row.lr_multiplier)
         table.add_row(
-            name,
+            row.group if row.made_for_any_model else f"{row.group} (if any)",
+            row.parameters,
+            row.algorithm.key or type(row.algorithm).__name__,
+            "—" if row.weight_decay is None else f"{row.weight_decay:g}",
+            f"{row.lr_multiplier:g}",
             facts.kind,
             summary.format_lr(facts.peak),
-            summary.format_lr(final),
+            "—" if facts.final is None else summary.format_lr(facts.final),
+            "never" if facts.final_from is None else str(facts.final_from),
             "—" if facts.warmup_steps is None else str(facts.warmup_steps),
             ", ".join(map(str, facts.milestones)) or "none",
         )
     console.print(table)
+    if loaded.config.layer_decay is not None:
+        console.print(
+            f"layer_decay (rate {loaded.config.layer_decay.rate:g}): each group is split per layer into "
+            "<group>.layer_<l>, its LR multiplied by rate ** (layers + 1 - l); the layers come from the model"
+        )
+    console.print(
+        "(if any): a group only when some parameter of the model falls in it; from step: the LR holds "
+        "its final value from that step on (never: it keeps changing)"
+    )
+    console.print(f"the groups built for a model: tml-optim groups {loaded.file} --model MODULE:FACTORY")
+
+
+def _class_name(algorithm: OptimizerAlgorithmConfig) -> str:
+    """The torch class an algorithm builds, or a custom class's path when it is not imported."""
+    try:
+        return catalog.public_name(algorithm.torch_class())
+    except ValueError:  # custom, validated without importing it
+        return f"{getattr(algorithm, 'class_path', '?')}, not imported"
 
 
 def run_show(arguments: argparse.Namespace, console: Console) -> int:
     with without_class_imports():  # the schedules need no class: an untrusted file runs no code
         loaded = load_optimizer_config(arguments.config, arguments.key)
-    schedules = group_schedules(loaded.config)
+    _print_lr_table(
+        group_schedules(loaded.config),
+        group_multipliers(loaded.config),
+        f"learning rate per param group: {loaded.file}",
+        arguments,
+        console,
+    )
+    return EXIT_OK
+
+
+def _print_lr_table(
+    schedules: dict[str, LearningRate],
+    multipliers: dict[str, float],
+    title: str,
+    arguments: argparse.Namespace,
+    console: Console,
+) -> None:
+    """``show``'s table: a row per step, a column per schedule, then where each one's LR ends."""
+    facts = {name: summary.schedule_facts(schedule) for name, schedule in schedules.items()}
     if arguments.at is not None:
         steps = sorted(set(arguments.at))
     else:
+        finals = [fact.final_from for fact in facts.values() if fact.final_from is not None]
         steps = summary.milestone_steps(schedules.values(), arguments.steps)
-    values = summary.learning_rates(schedules, steps, group_multipliers(loaded.config))
-    boundaries = {
-        name: set(summary.schedule_facts(schedule).milestones) for name, schedule in schedules.items()
-    }
-    table = Table(title=f"learning rate per param group: {loaded.file}", title_justify="left")
+        steps = sorted({*steps, *(step for step in finals if step <= steps[-1])})
+    values = summary.learning_rates(schedules, steps, multipliers)
+    table = Table(title=title, title_justify="left")
     table.add_column("step", justify="right")
     for name in schedules:
         table.add_column(name, justify="right")
     table.add_column("phase boundary of")
     for index, step in enumerate(steps):
-        marks = ", ".join(name for name, steps_of in boundaries.items() if step in steps_of)
+        marks = ", ".join(name for name, fact in facts.items() if step in fact.milestones)
         table.add_row(str(step), *(summary.format_lr(values[name][index]) for name in schedules), marks)
+    table.add_section()
+    table.add_row(
+        "final LR",
+        *(
+            "—" if fact.final is None else summary.format_lr(multipliers.get(name, 1.0) * fact.final)
+            for name, fact in facts.items()
+        ),
+        "",
+    )
+    table.add_row(
+        "from step",
+        *("never" if fact.final_from is None else str(fact.final_from) for fact in facts.values()),
+        "where each LR ends (its total steps)",
+    )
     console.print(table)
-    return EXIT_OK
 
 
 def run_plot(arguments: argparse.Namespace, console: Console) -> int:
