@@ -16,7 +16,7 @@ import yaml
 
 from tml.core.config import load_config_from_yaml
 from tml.optimizers import compute_lr
-from tml.optimizers.config import OptimizerConfig
+from tml.optimizers.config import LearningRate, OptimizerConfig
 from tml.optimizers.schedules import SCHEDULES, schedule_milestones
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -515,6 +515,75 @@ def test_plot_writes_the_format_its_suffix_names(tmp_path: Path, suffix: str, he
     assert result.returncode == 0, result.stderr
     data = (tmp_path / f"lr{suffix}").read_bytes()
     assert data.startswith(header) and len(data) > 5_000
+
+
+# ---------------------------------------------------------------- files of bare schedules
+
+SCHEDULES_FILE = ROOT / "examples" / "schedules.yaml"
+SCHEDULE_NAMES = list(yaml.safe_load(SCHEDULES_FILE.read_text()))
+
+
+def test_show_validate_and_plot_read_a_file_of_bare_schedules(tmp_path: Path) -> None:
+    schedules = {
+        name: load_config_from_yaml(LearningRate, SCHEDULES_FILE, key=name) for name in SCHEDULE_NAMES
+    }
+    shown = run_cli("show", SCHEDULES_FILE)
+    assert shown.returncode == 0, shown.stderr
+    header = next(line for line in shown.stdout.splitlines() if line.startswith("┃"))
+    assert [cell.strip() for cell in header.strip("┃").split("┃")][1:-1] == SCHEDULE_NAMES
+    rows = step_rows(shown.stdout)
+    assert {0, 100_000} <= {int(row[0]) for row in rows}
+    for row in rows:
+        for cell, schedule in zip(row[1:], schedules.values(), strict=False):
+            assert float(cell) == pytest.approx(compute_lr(schedule, int(row[0])), rel=1e-5, abs=1e-12)
+    # warmup_cosine: 2000 + 98000 steps; inverse_sqrt never ends.
+    assert parse_table(shown.stdout)[-1][1:5] == ["100000", "100000", "never", str(500 + 20000 + 20000)]
+
+    one = run_cli("show", SCHEDULES_FILE, "--key", "wsd", "--at", "0,90000")
+    assert one.returncode == 0, one.stderr
+    assert [float(row[1]) for row in step_rows(one.stdout)] == pytest.approx(
+        [compute_lr(schedules["wsd"], step) for step in (0, 90_000)], rel=1e-5
+    )
+
+    checked = run_cli("validate", SCHEDULES_FILE)
+    assert checked.returncode == 0, checked.stderr
+    assert f"{len(SCHEDULE_NAMES)} valid schedule(s), no optimizer config" in checked.stdout
+    assert [row[0] for row in parse_table(checked.stdout)] == SCHEDULE_NAMES
+
+    plotted = run_cli("plot", SCHEDULES_FILE, "-o", tmp_path / "schedules.png")
+    assert plotted.returncode == 0, plotted.stderr
+    assert f"{len(SCHEDULE_NAMES)} schedule(s)" in plotted.stdout
+    data = (tmp_path / "schedules.png").read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 20_000
+
+
+def test_a_broken_schedule_file_lists_every_issue_with_its_line(tmp_path: Path) -> None:
+    text = (
+        "short:\n"
+        "  cosine_decy:  #! cosine_decy\n"
+        "    learning_rate: 0.1\n"
+        "long:\n"
+        "  linear_ramp_to_constant:\n"
+        "    learning_rate: 0.1\n"
+        "    num_ramp_steps: -5  #! num_ramp_steps\n"
+    )
+    (tmp_path / "schedules.yaml").write_text(text)
+    marks = [
+        (number, line.index(line.split("#!")[1].strip()) + 1)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if "#!" in line
+    ]
+    for command in ("show", "plot", "validate"):
+        result = run_cli(command, "schedules.yaml", cwd=tmp_path)
+        assert result.returncode == 1, (command, result.stderr)
+        lines = result.stderr.splitlines()
+        assert lines[0] == "tml-optim: error: invalid schedules in schedules.yaml: 2 errors"
+        assert lines[1].startswith(f"  schedules.yaml:{marks[0][0]}:{marks[0][1]}: short.cosine_decy: ")
+        assert "did you mean 'cosine_decay'" in lines[1]
+        assert lines[2].startswith(
+            f"  schedules.yaml:{marks[1][0]}:{marks[1][1]}: long.linear_ramp_to_constant.num_ramp_steps: "
+        )
+        assert "(got -5)" in lines[2]
 
 
 def test_plot_refuses_a_format_it_cannot_write_before_loading_anything(tmp_path: Path) -> None:

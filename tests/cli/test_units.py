@@ -17,7 +17,13 @@ from tml.optimizers import build_optimizer, compute_lr
 from tml.optimizers.cli import docgen
 from tml.optimizers.cli.errors import UsageError
 from tml.optimizers.cli.groups import UNCLAIMED, group_schedules, rule_rows
-from tml.optimizers.cli.loading import find_key, load_optimizer_config
+from tml.optimizers.cli.loading import (
+    LoadedConfig,
+    LoadedSchedules,
+    find_key,
+    load_config_or_schedules,
+    load_optimizer_config,
+)
 from tml.optimizers.cli.plotting import sample_steps
 from tml.optimizers.cli.summary import default_end, final_step, milestone_steps, schedule_facts
 from tml.optimizers.config import (
@@ -407,6 +413,34 @@ def test_find_key(tmp_path: Path) -> None:
         UsageError, match=r"give the config's key with --key \(keys that may hold one: m.x_optimizer\)"
     ):
         find_key(YamlDocument.parse("run: {steps: 1}\nm: {x_optimizer: {sgd: {lr: 1}}}"))
+
+
+def test_files_of_bare_schedules_are_told_from_optimizer_configs(tmp_path: Path) -> None:
+    from tml.core.config import ConfigError
+
+    def load(text: str, key: str | None = None) -> object:
+        path = tmp_path / "file.yaml"
+        path.write_text(text)
+        return load_config_or_schedules(path, key)
+
+    schedules = load("a: {constant: 0.1}\nb: {cosine_decay: {learning_rate: 0.1, decay_steps: 10}}\n")
+    assert isinstance(schedules, LoadedSchedules) and list(schedules.schedules) == ["a", "b"]
+    assert schedules.schedules["a"] == LearningRate(constant=0.1)
+    # An optimizer config is never taken for schedules: a key of the document is a config field...
+    assert isinstance(load("learning_rate: {constant: 0.1}\nsgd: {}\n"), LoadedConfig)
+    with pytest.raises(ConfigError, match=r"exactly one of"):  # ... even with its algorithm forgotten
+        load("learning_rate: {constant: 0.1}\n")
+    # ... or a value is not a schedule (under optimizer:, the config is found as before).
+    assert isinstance(load("optimizer: {sgd: {lr: 0.1}}\nwarm: {constant: 0.1}\n"), LoadedConfig)
+    with pytest.raises(UsageError, match=r"no key named 'optimizer'"):
+        load("a: {constant: 0.1}\nrun: {steps: 10}\n")
+    # A key may name one schedule, or a mapping of them; a typo'd kind is reported as such.
+    one = load("runs:\n  short: {constant: 0.1}\n  long: {constant: 0.2}\n", key="runs.long")
+    assert isinstance(one, LoadedSchedules) and one.schedules == {"long": LearningRate(constant=0.2)}
+    under = load("runs:\n  short: {constant: 0.1}\n  long: {constant: 0.2}\n", key="runs")
+    assert isinstance(under, LoadedSchedules) and list(under.schedules) == ["short", "long"]
+    with pytest.raises(ConfigError, match=r"a.cosine_decy: .*did you mean 'cosine_decay'"):
+        load("a: {cosine_decy: {learning_rate: 0.1, decay_steps: 10}}\n")
 
 
 # ---------------------------------------------------------------- signals (checkpoints: tests/demo)

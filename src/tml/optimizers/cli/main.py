@@ -33,8 +33,14 @@ from tml.optimizers.algorithms import OptimizerAlgorithmConfig
 from tml.optimizers.algorithms.custom import without_class_imports
 from tml.optimizers.cli import catalog, summary
 from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError, UsageError
-from tml.optimizers.cli.groups import group_multipliers, group_schedules, load_model, rule_rows
-from tml.optimizers.cli.loading import LoadedConfig, load_optimizer_config
+from tml.optimizers.cli.groups import group_schedules, load_model, rule_rows
+from tml.optimizers.cli.loading import (
+    LoadedConfig,
+    LoadedSchedules,
+    load_config_or_schedules,
+    load_curves,
+    load_optimizer_config,
+)
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, image_format, plot_schedules
 from tml.optimizers.cli.schema import optimizer_schema
 from tml.optimizers.config import LearningRate
@@ -169,7 +175,10 @@ def _add_validate(
         "tml-optim validate --quiet configs/*.yaml (in CI)",
     )
     validate.add_argument(
-        "configs", metavar="CONFIG", nargs="+", help="YAML files holding an optimizer config; - for stdin"
+        "configs",
+        metavar="CONFIG",
+        nargs="+",
+        help="YAML files holding an optimizer config (or bare schedules, name: schedule); - for stdin",
     )
     validate.add_argument("--quiet", "-q", action="store_true", help="print only the errors")
     validate.add_argument(
@@ -199,7 +208,8 @@ def _add_show(
         parents=[common, config_options],
         help="a table of each group's learning rate at chosen steps",
         description="A table of each param group's learning rate at step 0, at every phase boundary and "
-        "at --steps, in closed form. Example: tml-optim show config.yaml --at 0,1000,100000",
+        "at --steps, in closed form, then where each one ends. CONFIG may also hold bare schedules "
+        "(name: schedule). Example: tml-optim show config.yaml --at 0,1000,100000",
     )
     show.add_argument(
         "--steps", type=_positive, help="last step of the table (default: the last phase boundary)"
@@ -219,7 +229,8 @@ def _add_plot(
         parents=[common, config_options],
         help="an image of each group's learning rate over the steps",
         description="One curve per param group, phase boundaries dotted; a log axis when the LRs span "
-        "more than 100x. Example: tml-optim plot config.yaml --steps 20000 -o lr.svg",
+        "more than 100x. CONFIG may also hold bare schedules (name: schedule). Example: tml-optim plot "
+        "config.yaml --steps 20000 -o lr.svg",
     )
     plot.add_argument(
         "-o", "--output", default="lr.png", help="the image to write, .png, .svg or .pdf (default: lr.png)"
@@ -380,7 +391,7 @@ def run_validate(arguments: argparse.Namespace, console: Console) -> int:
     with imports:  # an untrusted file's custom class is not imported (its code would run)
         for config in arguments.configs:
             try:
-                loaded = load_optimizer_config(config, arguments.key)
+                loaded = load_config_or_schedules(config, arguments.key)
             except (ConfigError, UsageError) as error:
                 if arguments.debug:
                     raise
@@ -394,7 +405,10 @@ def run_validate(arguments: argparse.Namespace, console: Console) -> int:
             if arguments.format == "text" and not arguments.quiet:
                 if len(reports) > 1:
                     console.print()
-                _print_summary(loaded, console)
+                if isinstance(loaded, LoadedSchedules):
+                    _print_schedules_summary(loaded, console)
+                else:
+                    _print_summary(loaded, console)
         invalid = sum(not report["ok"] for report in reports)
         if arguments.format == "json":
             print(json.dumps(reports, indent=2))
@@ -468,6 +482,28 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
     console.print(f"the groups built for a model: tml-optim groups {loaded.file} --model MODULE:FACTORY")
 
 
+def _print_schedules_summary(loaded: LoadedSchedules, console: Console) -> None:
+    where = f" (at key {loaded.key})" if loaded.key else ""
+    count = len(loaded.schedules)
+    console.print(f"[green]✓[/] {loaded.file}{where}: {count} valid schedule(s), no optimizer config")
+    table = Table(title="schedules", title_justify="left")
+    for column in ("schedule", "kind", "peak LR", "final LR", "from step", "warmup", "phase boundaries"):
+        table.add_column(column, no_wrap=column != "phase boundaries")
+    for name, schedule in loaded.schedules.items():
+        facts = summary.schedule_facts(schedule)
+        table.add_row(
+            name,
+            facts.kind,
+            summary.format_lr(facts.peak),
+            "—" if facts.final is None else summary.format_lr(facts.final),
+            "never" if facts.final_from is None else str(facts.final_from),
+            "—" if facts.warmup_steps is None else str(facts.warmup_steps),
+            ", ".join(map(str, facts.milestones)) or "none",
+        )
+    console.print(table)
+    console.print("from step: the LR holds its final value from that step on (never: it keeps changing)")
+
+
 def _class_name(algorithm: OptimizerAlgorithmConfig) -> str:
     """The torch class an algorithm builds, or a custom class's path when it is not imported."""
     try:
@@ -478,11 +514,11 @@ def _class_name(algorithm: OptimizerAlgorithmConfig) -> str:
 
 def run_show(arguments: argparse.Namespace, console: Console) -> int:
     with without_class_imports():  # the schedules need no class: an untrusted file runs no code
-        loaded = load_optimizer_config(arguments.config, arguments.key)
+        curves = load_curves(arguments.config, arguments.key)
     _print_lr_table(
-        group_schedules(loaded.config),
-        group_multipliers(loaded.config),
-        f"learning rate per param group: {loaded.file}",
+        curves.schedules,
+        curves.multipliers,
+        f"learning rate per {curves.of}: {curves.file}",
         arguments,
         console,
     )
@@ -536,8 +572,8 @@ def run_plot(arguments: argparse.Namespace, console: Console) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     with without_class_imports():
-        loaded = load_optimizer_config(arguments.config, arguments.key)
-    schedules = group_schedules(loaded.config)
+        curves = load_curves(arguments.config, arguments.key)
+    schedules = curves.schedules
     end = arguments.steps if arguments.steps is not None else summary.default_end(schedules.values())
     path = plot_schedules(
         schedules,
@@ -545,10 +581,10 @@ def run_plot(arguments: argparse.Namespace, console: Console) -> int:
         end=end,
         log_y=arguments.log_y,
         size=arguments.size,
-        title=f"learning rate per param group ({Path(loaded.file).name})",
-        multipliers=group_multipliers(loaded.config),
+        title=f"learning rate per {curves.of} ({Path(curves.file).name})",
+        multipliers=curves.multipliers,
     )
-    console.print(f"wrote {path} (steps 0 to {end}, {len(schedules)} group(s))")
+    console.print(f"wrote {path} (steps 0 to {end}, {len(schedules)} {curves.of}(s))")
     return EXIT_OK
 
 
