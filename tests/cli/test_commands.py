@@ -552,7 +552,7 @@ def test_show_validate_and_plot_read_a_file_of_bare_schedules(tmp_path: Path) ->
 
     plotted = run_cli("plot", SCHEDULES_FILE, "-o", tmp_path / "schedules.png")
     assert plotted.returncode == 0, plotted.stderr
-    assert f"{len(SCHEDULE_NAMES)} schedule(s)" in plotted.stdout
+    assert f"{len(SCHEDULE_NAMES)} curve(s)" in plotted.stdout
     data = (tmp_path / "schedules.png").read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 20_000
 
@@ -584,6 +584,47 @@ def test_a_broken_schedule_file_lists_every_issue_with_its_line(tmp_path: Path) 
             f"  schedules.yaml:{marks[1][0]}:{marks[1][1]}: long.linear_ramp_to_constant.num_ramp_steps: "
         )
         assert "(got -5)" in lines[2]
+
+
+def test_plot_overlays_several_files_labelled_by_file_and_group(tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    (tmp_path / "a.yaml").write_text(
+        "optimizer:\n  adam: {lr: 0.001}\n"
+        "  learning_rate: {linear_ramp_to_cosine: {learning_rate: 0.001, final_learning_rate: 0.0,"
+        " num_ramp_steps: 100, final_num_steps: 2000}}\n"
+        "  param_groups:\n    - {name: head, params: ['head.*'], lr_multiplier: 2.0}\n"
+    )
+    (tmp_path / "b.yaml").write_text(
+        "warm: {linear_ramp_to_cosine: {learning_rate: 0.001, final_learning_rate: 0.0,"
+        " num_ramp_steps: 100, final_num_steps: 2000}}\n"
+        "isqrt: {inverse_sqrt: {learning_rate: 0.001, warmup_steps: 300, timescale: 300}}\n"
+    )
+    result = run_cli("plot", "a.yaml", "b.yaml", "-o", "both.svg", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # The range: inverse_sqrt has no end, so 10 times its warmup (3000), past the cosines' 2000 + 10%.
+    assert "(steps 0 to 3000, 4 curve(s) from 2 files)" in result.stdout
+    svg = (tmp_path / "both.svg").read_text(encoding="utf-8")
+    assert svg.startswith("<?xml") and len(svg) > 20_000
+    for label in ("a.yaml: head", "a.yaml: default", "b.yaml: isqrt", "a.yaml vs b.yaml"):
+        assert label in svg, label
+    # b's warm is a's default exactly: drawn distinguishably, and the legend says which it repeats.
+    assert "b.yaml: warm (= a.yaml: default)" in svg
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "a.yaml").write_text((tmp_path / "a.yaml").read_text())
+    png = run_cli("plot", "a.yaml", "old/a.yaml", "--steps", "500", "-o", "same.png", cwd=tmp_path)
+    assert png.returncode == 0, png.stderr
+    assert "(steps 0 to 500, 4 curve(s) from 2 files)" in png.stdout
+    data = (tmp_path / "same.png").read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 20_000
+    assert imread(tmp_path / "same.png").shape[:2] == (500, 1000)
+    svg_same = run_cli("plot", "a.yaml", "old/a.yaml", "-o", "same.svg", cwd=tmp_path)
+    assert svg_same.returncode == 0
+    assert "old/a.yaml: head (= a.yaml: head)" in (tmp_path / "same.svg").read_text(encoding="utf-8")
+
+    broken = run_cli("plot", "a.yaml", "missing.yaml", cwd=tmp_path)
+    assert broken.returncode == 2 and "missing.yaml: no such file" in broken.stderr
 
 
 def test_plot_refuses_a_format_it_cannot_write_before_loading_anything(tmp_path: Path) -> None:

@@ -369,6 +369,38 @@ def test_milestone_steps_and_default_end() -> None:
     assert milestone_steps([COSINE, PIECES], 40) == [0, 5, 30, 40]
     assert default_end([COSINE, PIECES]) == 300 + 30
     assert default_end([LearningRate(constant=1.0)]) == 1000
+    assert default_end([LearningRate(constant=1.0), COSINE]) == 300 + 30
+
+
+def test_the_default_range_shows_schedules_without_an_end_past_their_warmup() -> None:
+    def schedule(data: dict[str, Any]) -> LearningRate:
+        return LearningRate.model_validate(data)
+
+    warmed = schedule({"inverse_sqrt": {"learning_rate": 1.0, "warmup_steps": 400, "timescale": 400}})
+    assert default_end([warmed]) == 10 * 400  # 10 times its warmup
+    assert default_end([warmed, COSINE]) == 10 * 400
+    # Without a warmup: where sqrt(tau / (t + tau)) reaches 1/10, t = 99 tau (to a rounding).
+    bare = schedule({"inverse_sqrt": {"learning_rate": 1.0, "timescale": 500}})
+    assert default_end([bare]) in (99 * 500, 99 * 500 + 1)
+    # exponential_decay without a floor: 0.5 ** (t / 1000) = 1/10 at t = 1000 log2(10).
+    halving = schedule({"exponential_decay": {"learning_rate": 1.0, "decay_rate": 0.5, "decay_steps": 1000}})
+    assert default_end([halving]) == math.ceil(1000 * math.log2(10))
+    # Cycles: the listed ones, plus 10%.
+    cycles = schedule({"cyclic": {"base_learning_rate": 0.1, "max_learning_rate": 1.0, "step_size_up": 10}})
+    last = max(schedule_milestones(cycles))
+    assert default_end([cycles]) == last + last // 10
+    # With a floor the decay ends where it reaches it: 0.5 ** (t / 10) <= 0.25 from t = 20.
+    floored = schedule(
+        {
+            "exponential_decay": {
+                "learning_rate": 1.0,
+                "decay_rate": 0.5,
+                "decay_steps": 10,
+                "final_learning_rate": 0.25,
+            }
+        }
+    )
+    assert default_end([floored]) == 20 + 2
 
 
 def test_sample_steps_keeps_every_boundary_of_a_long_schedule() -> None:

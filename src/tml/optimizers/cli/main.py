@@ -41,7 +41,7 @@ from tml.optimizers.cli.loading import (
     load_curves,
     load_optimizer_config,
 )
-from tml.optimizers.cli.plotting import DEFAULT_SIZE, image_format, plot_schedules
+from tml.optimizers.cli.plotting import DEFAULT_SIZE, Curve, image_format, plot_curves
 from tml.optimizers.cli.schema import optimizer_schema
 from tml.optimizers.config import LearningRate
 from tml.optimizers.describe import describe_param_groups
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_validate(commands, common, key_option)
     _add_show(commands, common, config_options)
-    _add_plot(commands, common, config_options)
+    _add_plot(commands, common, key_option)
     _add_groups(commands, common, config_options)
     _add_schema(commands, common)
     _add_list(commands, common)
@@ -221,22 +221,32 @@ def _add_show(
 def _add_plot(
     commands: Commands,
     common: argparse.ArgumentParser,
-    config_options: argparse.ArgumentParser,
+    key_option: argparse.ArgumentParser,
 ) -> None:
     plot = commands.add_parser(
         "plot",
         formatter_class=HelpFormatter,
-        parents=[common, config_options],
-        help="an image of each group's learning rate over the steps",
-        description="One curve per param group, phase boundaries dotted; a log axis when the LRs span "
-        "more than 100x. CONFIG may also hold bare schedules (name: schedule). Example: tml-optim plot "
-        "config.yaml --steps 20000 -o lr.svg",
+        parents=[common, key_option],
+        help="an image of each group's learning rate over the steps; several files overlaid",
+        description="One curve per param group, phase boundaries dotted; a log axis when the peaks span "
+        "more than 100x. CONFIG may also hold bare schedules (name: schedule); several files are "
+        "overlaid, each curve labelled by file and group. Example: tml-optim plot old.yaml new.yaml "
+        "--steps 20000 -o lr.svg",
+    )
+    plot.add_argument(
+        "configs",
+        metavar="CONFIG",
+        nargs="+",
+        help="YAML files holding an optimizer config or bare schedules",
     )
     plot.add_argument(
         "-o", "--output", default="lr.png", help="the image to write, .png, .svg or .pdf (default: lr.png)"
     )
     plot.add_argument(
-        "--steps", type=_positive, help="last step of the plot (default: last phase boundary + 10%%)"
+        "--steps",
+        type=_positive,
+        help="last step of the plot (default: where the last schedule ends + 10%%; 10x the warmup of one "
+        "that decays for ever, such as inverse_sqrt)",
     )
     scale = plot.add_mutually_exclusive_group()
     scale.add_argument(
@@ -572,19 +582,34 @@ def run_plot(arguments: argparse.Namespace, console: Console) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     with without_class_imports():
-        curves = load_curves(arguments.config, arguments.key)
-    schedules = curves.schedules
-    end = arguments.steps if arguments.steps is not None else summary.default_end(schedules.values())
-    path = plot_schedules(
-        schedules,
+        sources = [load_curves(path, arguments.key) for path in arguments.configs]
+    names = [Path(source.file).name for source in sources]
+    if len(set(names)) < len(names):  # the same file name in two folders: the paths as given
+        names = [source.file for source in sources]
+    curves = [
+        Curve(
+            name if len(sources) == 1 else f"{file_name}: {name}",
+            schedule,
+            source.multipliers.get(name, 1.0),
+            index,
+        )
+        for index, (source, file_name) in enumerate(zip(sources, names, strict=True))
+        for name, schedule in source.schedules.items()
+    ]
+    schedules = [curve.schedule for curve in curves]
+    end = arguments.steps if arguments.steps is not None else summary.default_end(schedules)
+    kinds = sorted({source.of for source in sources})
+    of = kinds[0] if len(kinds) == 1 else "param group or schedule"
+    path = plot_curves(
+        curves,
         arguments.output,
         end=end,
         log_y=arguments.log_y,
         size=arguments.size,
-        title=f"learning rate per {curves.of} ({Path(curves.file).name})",
-        multipliers=curves.multipliers,
+        title=f"learning rate per {of} ({' vs '.join(names)})",
     )
-    console.print(f"wrote {path} (steps 0 to {end}, {len(schedules)} {curves.of}(s))")
+    files = f" from {len(sources)} files" if len(sources) > 1 else ""
+    console.print(f"wrote {path} (steps 0 to {end}, {len(curves)} curve(s){files})")
     return EXIT_OK
 
 

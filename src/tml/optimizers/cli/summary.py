@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -115,12 +115,53 @@ def final_step(schedule: LearningRate) -> int | None:
 
 
 def default_end(schedules: Iterable[LearningRate]) -> int:
-    """The step where a table or plot ends by default: the last phase boundary of any group, plus 10%.
+    """The step where a plot ends by default: far enough that every schedule shows its shape.
 
-    With no phase boundary at all (a constant schedule), 1000 steps.
+    The greatest of: the last step at which a schedule ends (:func:`final_step`), plus 10%; for a
+    schedule that decays for ever (``inverse_sqrt``, ``exponential_decay`` without a floor), 10
+    times its last phase boundary (its warmup), or, without one, the step where it falls to a tenth
+    of its peak; for a cycling one, its last listed phase boundary plus 10%. 1000 steps when that
+    is 0 (constants only).
+
+    Examples:
+      >>> from tml.optimizers.config import InverseSqrt, LinearRampToCosine
+      >>> cosine = LearningRate(linear_ramp_to_cosine=LinearRampToCosine(
+      ...     learning_rate=0.1, final_learning_rate=0.0, num_ramp_steps=10, final_num_steps=100))
+      >>> inverse_sqrt = LearningRate(inverse_sqrt=InverseSqrt(
+      ...     learning_rate=0.1, warmup_steps=40, timescale=40))
+      >>> constant = LearningRate(constant=0.1)
+      >>> default_end([cosine]), default_end([cosine, inverse_sqrt]), default_end([constant])
+      (110, 400, 1000)
     """
-    last = max((max(schedule_milestones(schedule), default=0) for schedule in schedules), default=0)
-    return last + max(1, last // 10) if last > 0 else 1000
+    end = 0
+    for schedule in schedules:
+        milestones = schedule_milestones(schedule)
+        last = max(milestones, default=0)
+        lr_at = compile_schedule(schedule)
+        final = final_step(schedule)
+        if final is not None and (final in milestones or lr_at(final) != 0.0):
+            end = max(end, final + max(1, final // 10) if final else 0)
+            continue  # (an end at 0 reached by float underflow is no end to show: it decays for ever)
+        tail = [lr_at(last + 2**power) for power in range(44)]
+        if not all(later <= earlier for earlier, later in itertools.pairwise(tail)):
+            end = max(end, last + max(1, last // 10))  # cycles: the listed ones
+        elif last > 0:
+            end = max(end, 10 * last)
+        else:
+            end = max(end, _first_step_below(lr_at, schedule_bounds(schedule)[1] / 10))
+    return end if end > 0 else 1000
+
+
+def _first_step_below(lr_at: Callable[[int], float], level: float) -> int:
+    """The first step at which a decreasing schedule is at or below ``level`` (by bisection)."""
+    low, high = 0, FAR_STEP
+    while low < high:
+        middle = (low + high) // 2
+        if lr_at(middle) <= level:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def milestone_steps(schedules: Iterable[LearningRate], end: int | None) -> list[int]:
