@@ -95,12 +95,14 @@ def _runs_elsewhere_in_the_doc(block: Block) -> bool:
 
 
 def _needs_a_missing_package(block: Block) -> bool:
-    """``needs PACKAGE``: the block imports it, and it cannot be imported here."""
+    """``needs PACKAGE``: the block imports it (or a module that wraps it, such as
+    ``torch.utils.tensorboard``), and it cannot be imported here."""
     match = re.match(r"needs (\w+)", block.reason)
     if match is None:
         return False
     package = match[1]
-    imported = re.search(rf"^\s*(from {package}[.\s]|import {package}\b)", block.body, flags=re.M)
+    # import timm, from timm.scheduler import ..., from torch.utils.tensorboard import ...
+    imported = re.search(rf"^\s*(from|import) ([\w.]+\.)?{package}\b", block.body, flags=re.M)
     return imported is not None and importlib.util.find_spec(package) is None
 
 
