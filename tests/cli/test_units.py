@@ -24,7 +24,7 @@ from tml.optimizers.cli.loading import (
     load_config_or_schedules,
     load_optimizer_config,
 )
-from tml.optimizers.cli.plotting import sample_steps
+from tml.optimizers.cli.plotting import log_axis_limits, sample_steps, wants_log_axis
 from tml.optimizers.cli.summary import default_end, final_step, milestone_steps, schedule_facts
 from tml.optimizers.config import (
     AdamConfig,
@@ -401,6 +401,25 @@ def test_the_default_range_shows_schedules_without_an_end_past_their_warmup() ->
         }
     )
     assert default_end([floored]) == 20 + 2
+
+
+def test_the_log_axis_follows_the_peaks_and_stops_below_the_final_values() -> None:
+    steps = torch.arange(0, 1001, dtype=torch.float64)
+    sgd = torch.full_like(steps, 0.01)
+    ramp = 1e-4 * torch.clamp(steps / 100, max=1.0)  # a warmup to 1e-4, then held
+    decay = 1e-3 * torch.clamp(1 - steps / 500, min=0.0) + 1e-5  # to 1e-5 at 500
+    to_zero = 1e-3 * torch.clamp(1 - steps / 800, min=0.0) ** 3  # to 0 at 800, through 2e-12
+    # Peaks 0.01 and 1e-3: 10x, linear; 0.01 and 1e-4: 100x, not more, linear; 0.01 and 5e-5: log.
+    assert not wants_log_axis([sgd, decay]) and not wants_log_axis([sgd, ramp])
+    assert wants_log_axis([sgd, 0.5 * ramp])
+    assert not wants_log_axis([to_zero])  # a decay to 0 alone does not make it logarithmic
+    # Down to the lowest value after a peak (the decay's final 1e-5, not the ramp's first 1e-6)...
+    assert log_axis_limits([sgd, ramp, decay]) == pytest.approx((1e-5 / 1.5, 0.01 * 1.5))
+    # ... but not more than 1000x below the lowest peak (a decay to 0 leaves through the bottom)...
+    assert log_axis_limits([sgd, to_zero]) == pytest.approx((1e-3 / 1000 / 1.5, 0.01 * 1.5))
+    # ... and a curve still rising at the end shows its whole warmup (from its first positive value).
+    assert log_axis_limits([sgd, ramp[:50]]) == pytest.approx((1e-6 / 1.5, 0.01 * 1.5))
+    assert log_axis_limits([torch.zeros(5)]) is None
 
 
 def test_sample_steps_keeps_every_boundary_of_a_long_schedule() -> None:

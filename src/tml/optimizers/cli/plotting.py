@@ -87,8 +87,9 @@ def plot_curves(
     more than :data:`LOG_SCALE_SPAN` (one group at 0.01 would flatten others at 1e-4 into a line; a
     decay towards 0 alone does not make the axis logarithmic). On a log axis, steps where the
     learning rate is 0 are left out (a log axis cannot show 0), and the axis goes down to the lowest
-    value a curve takes after its peak (its final LR), but not more than :data:`LOG_AXIS_DEPTH`
-    below the lowest peak: warmups from 0 and decays to 0 enter and leave through the bottom.
+    value a curve takes after its peak (its final LR; its lowest when it still rises at the end),
+    but not more than :data:`LOG_AXIS_DEPTH` below the lowest peak: warmups from 0 and decays to 0
+    enter and leave through the bottom.
     Curves of several files (``source``) have one line style per file; a curve that is exactly an
     earlier one is drawn with fine dots, and its legend says so. The file's format comes from its
     suffix (``.png``, ``.svg``, ``.pdf``).
@@ -96,9 +97,8 @@ def plot_curves(
     figure, axes = _figure(size)
     steps = sample_steps(end, [curve.schedule for curve in curves])
     values = [curve.multiplier * compute_lr(curve.schedule, steps) for curve in curves]
-    peaks = [float(value.max()) for value in values if value.numel() and float(value.max()) > 0]
     if log_y is None:
-        log_y = bool(peaks) and max(peaks) / min(peaks) > LOG_SCALE_SPAN
+        log_y = wants_log_axis(values)
     colors = _colors(len(curves))
     for index, (curve, value, color) in enumerate(zip(curves, values, colors, strict=True)):
         same_as = next(
@@ -115,10 +115,9 @@ def plot_curves(
                 axes.axvline(boundary, color=color, linestyle=":", linewidth=1.0, alpha=0.8)
     if log_y:
         axes.set_yscale("log")
-        if peaks:
-            settled = [_lowest_after_peak(value) for value in values if float(value.max()) > 0]
-            bottom = max(min(settled), min(peaks) / LOG_AXIS_DEPTH)
-            axes.set_ylim(bottom=bottom / 1.5, top=max(peaks) * 1.5)
+        limits = log_axis_limits(values)
+        if limits is not None:
+            axes.set_ylim(*limits)
     axes.set_xlabel("optimizer step")
     axes.set_ylabel("learning rate")
     axes.set_xlim(0, max(end, 1))
@@ -128,8 +127,37 @@ def plot_curves(
     return _save(figure, output)
 
 
+def wants_log_axis(curves: Sequence[torch.Tensor]) -> bool:
+    """Whether the curves' peaks span more than :data:`LOG_SCALE_SPAN` (a log axis by default).
+
+    Examples:
+      >>> wants_log_axis([torch.tensor([0.0, 1e-2]), torch.tensor([0.0, 2e-4])])
+      False
+      >>> wants_log_axis([torch.tensor([0.0, 1e-2]), torch.tensor([0.0, 5e-5])])
+      True
+    """
+    peaks = [float(curve.max()) for curve in curves if curve.numel() and float(curve.max()) > 0]
+    return bool(peaks) and max(peaks) / min(peaks) > LOG_SCALE_SPAN
+
+
+def log_axis_limits(curves: Sequence[torch.Tensor]) -> tuple[float, float] | None:
+    """The bottom and top of a log axis: from the lowest value a curve takes after its peak (its
+    lowest when it still rises at the end), but not more than :data:`LOG_AXIS_DEPTH` below the
+    lowest peak, to the highest peak, with a margin of 1.5× each way. ``None`` without a positive
+    value."""
+    positive = [curve for curve in curves if curve.numel() and float(curve.max()) > 0]
+    if not positive:
+        return None
+    peaks = [float(curve.max()) for curve in positive]
+    bottom = max(min(_lowest_after_peak(curve) for curve in positive), min(peaks) / LOG_AXIS_DEPTH)
+    return bottom / 1.5, max(peaks) * 1.5
+
+
 def _lowest_after_peak(value: torch.Tensor) -> float:
-    after = value[int(torch.argmax(value)) :]
+    """The least positive value after the curve's peak; of the whole curve when it still rises at
+    the end of the plot (a warmup is all there is to show)."""
+    peak_at = int(torch.argmax(value))
+    after = value if peak_at == value.numel() - 1 else value[peak_at:]
     return float(after[after > 0].min()) if bool((after > 0).any()) else float(value.max())
 
 
@@ -215,4 +243,13 @@ def _save(figure: Figure, output: str | Path) -> Path:
     return path
 
 
-__all__ = ["DEFAULT_SIZE", "Curve", "plot_curves", "plot_losses", "plot_schedules", "sample_steps"]
+__all__ = [
+    "DEFAULT_SIZE",
+    "Curve",
+    "log_axis_limits",
+    "plot_curves",
+    "plot_losses",
+    "plot_schedules",
+    "sample_steps",
+    "wants_log_axis",
+]
