@@ -16,7 +16,7 @@ import yaml
 
 from tml.core.config import load_config_from_yaml
 from tml.optimizers import compute_lr
-from tml.optimizers.config import OptimizerConfig
+from tml.optimizers.config import LearningRate, OptimizerConfig
 from tml.optimizers.schedules import SCHEDULES, schedule_milestones
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,16 +230,50 @@ def test_validate_summary(tmp_path: Path) -> None:
     assert cosine is not None
     assert "a valid optimizer config" in result.stdout
     assert "torch.optim.Adam" in result.stdout
-    row = next(
-        line for line in result.stdout.splitlines() if "default" in line and "linear_ramp_to_cosine" in line
+    (row,) = parse_table(result.stdout)
+    # group, parameters, algorithm, weight decay, × LR, schedule, peak, final LR, from step, warmup,
+    # boundaries: without rules, the group of unclaimed parameters holds them all (no "(if any)").
+    assert row[:6] == ["default", "parameters no rule claims", "adam", "0", "1", "linear_ramp_to_cosine"]
+    assert float(row[6]) == pytest.approx(cosine.learning_rate)
+    assert float(row[7]) == pytest.approx(cosine.final_learning_rate)
+    assert int(row[8]) == cosine.final_num_steps  # an absolute step: the schedule's total length
+    assert int(row[9]) == cosine.num_ramp_steps
+    assert row[10] == f"{cosine.num_ramp_steps}, {cosine.final_num_steps}"
+
+
+def test_validate_lists_the_rules_their_companions_and_points_to_the_built_groups(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(
+        "optimizer:\n"
+        "  adamw: {lr: 0.001, weight_decay: 0.05}\n"
+        "  exclude_from_weight_decay: [bias]\n"
+        "  learning_rate:\n"
+        "    cosine_decay: {learning_rate: 0.001, warmup_steps: 100, decay_steps: 900}\n"
+        "  param_groups:\n"
+        "    - {name: head, params: ['head.*'], lr_multiplier: 10.0, exclude_from_weight_decay: []}\n"
+        "    - name: tables\n"
+        "      params: ['tables.*']\n"
+        "      sgd: {lr: 0.1, momentum: 0.9}\n"
+        "      learning_rate: {inverse_sqrt: {learning_rate: 0.1, warmup_steps: 10, timescale: 10}}\n"
     )
-    cells = [cell.strip() for cell in row.strip("│┃ ").split("│")]
-    # group, schedule, peak, final (at the last phase boundary), warmup, boundaries
-    assert cells[0] == "default"
-    assert float(cells[2]) == pytest.approx(cosine.learning_rate)
-    assert float(cells[3]) == pytest.approx(cosine.final_learning_rate)
-    assert int(cells[4]) == cosine.num_ramp_steps
-    assert cells[5] == f"{cosine.num_ramp_steps}, {cosine.final_num_steps}"
+    result = run_cli("validate", "rules.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {row[0]: row for row in parse_table(result.stdout)}
+    assert list(rows) == [
+        "head",
+        "tables",
+        "tables.no_weight_decay (if any)",
+        "default (if any)",
+        "default.no_weight_decay (if any)",
+    ]
+    # algorithm, weight decay, × LR, peak LR (multiplier included), final LR, from step
+    assert rows["head"][2:5] == ["adamw", "0.05", "10"]
+    assert float(rows["head"][6]) == pytest.approx(10 * 0.001)
+    assert rows["head"][8] == str(100 + 900)  # decay_steps count after the warmup
+    assert rows["tables"][2:5] == ["sgd", "0", "1"] and rows["tables"][7:9] == ["—", "never"]
+    assert rows["tables.no_weight_decay (if any)"][1] == "tables's parameters matching: bias"
+    assert rows["default (if any)"][1] == "parameters no rule claims"
+    assert rows["default.no_weight_decay (if any)"][2:4] == ["adamw", "0"]
+    assert "tml-optim groups rules.yaml --model MODULE:FACTORY" in result.stdout
 
 
 def test_validate_several_files_and_the_whole_document_form(tmp_path: Path) -> None:
@@ -260,11 +294,16 @@ def parse_table(output: str) -> list[list[str]]:
     return rows
 
 
+def step_rows(output: str) -> list[list[str]]:
+    """The rows of ``show``'s table that are steps (not its final-LR footer)."""
+    return [row for row in parse_table(output) if row[0].isdigit()]
+
+
 def test_show_prints_the_phase_boundaries_by_default() -> None:
     result = run_cli("show", DEMO)
     assert result.returncode == 0, result.stderr
     schedule = load_config_from_yaml(OptimizerConfig, DEMO, key="optimizer").schedule()
-    rows = parse_table(result.stdout)
+    rows = step_rows(result.stdout)
     steps = [int(row[0]) for row in rows]
     assert steps == sorted({0, *schedule_milestones(schedule)})
     for row in rows:
@@ -274,15 +313,22 @@ def test_show_prints_the_phase_boundaries_by_default() -> None:
 def test_show_at_and_steps() -> None:
     schedule = load_config_from_yaml(OptimizerConfig, DEMO, key="optimizer").schedule()
     at = run_cli("show", DEMO, "--at", "7,0,2500,10000,99999")
-    rows = parse_table(at.stdout)
+    rows = step_rows(at.stdout)
     assert [int(row[0]) for row in rows] == [0, 7, 2500, 10000, 99999]
     for row in rows:
         assert float(row[1]) == pytest.approx(compute_lr(schedule, int(row[0])), rel=1e-5, abs=1e-12)
     # The cosine at 2500 steps: final + (peak - final) / 2 * (1 + cos(pi * 1500 / 9000)).
     expected = 3e-5 + (3e-3 - 3e-5) * 0.5 * (1 + math.cos(math.pi * 1500 / 9000))
     assert float(rows[2][1]) == pytest.approx(expected, rel=1e-5)
-    until = parse_table(run_cli("show", DEMO, "--steps", "2000").stdout)
-    assert [int(row[0]) for row in until] == [0, 1000, 2000]
+    until = run_cli("show", DEMO, "--steps", "2000").stdout
+    assert [int(row[0]) for row in step_rows(until)] == [0, 1000, 2000]
+    # The footer: where the LR ends (final_num_steps, an absolute step) and the value it holds.
+    cosine = schedule.linear_ramp_to_cosine
+    assert cosine is not None
+    assert parse_table(until)[-2:] == [
+        ["final LR", f"{cosine.final_learning_rate:.6g}", ""],
+        ["from step", str(cosine.final_num_steps), "where each LR ends (its total steps)"],
+    ]
 
 
 def test_plot_writes_a_png_of_the_requested_size(tmp_path: Path) -> None:
@@ -469,6 +515,116 @@ def test_plot_writes_the_format_its_suffix_names(tmp_path: Path, suffix: str, he
     assert result.returncode == 0, result.stderr
     data = (tmp_path / f"lr{suffix}").read_bytes()
     assert data.startswith(header) and len(data) > 5_000
+
+
+# ---------------------------------------------------------------- files of bare schedules
+
+SCHEDULES_FILE = ROOT / "examples" / "schedules.yaml"
+SCHEDULE_NAMES = list(yaml.safe_load(SCHEDULES_FILE.read_text()))
+
+
+def test_show_validate_and_plot_read_a_file_of_bare_schedules(tmp_path: Path) -> None:
+    schedules = {
+        name: load_config_from_yaml(LearningRate, SCHEDULES_FILE, key=name) for name in SCHEDULE_NAMES
+    }
+    shown = run_cli("show", SCHEDULES_FILE)
+    assert shown.returncode == 0, shown.stderr
+    header = next(line for line in shown.stdout.splitlines() if line.startswith("┃"))
+    assert [cell.strip() for cell in header.strip("┃").split("┃")][1:-1] == SCHEDULE_NAMES
+    rows = step_rows(shown.stdout)
+    assert {0, 100_000} <= {int(row[0]) for row in rows}
+    for row in rows:
+        for cell, schedule in zip(row[1:], schedules.values(), strict=False):
+            assert float(cell) == pytest.approx(compute_lr(schedule, int(row[0])), rel=1e-5, abs=1e-12)
+    # warmup_cosine: 2000 + 98000 steps; inverse_sqrt never ends.
+    assert parse_table(shown.stdout)[-1][1:5] == ["100000", "100000", "never", str(500 + 20000 + 20000)]
+
+    one = run_cli("show", SCHEDULES_FILE, "--key", "wsd", "--at", "0,90000")
+    assert one.returncode == 0, one.stderr
+    assert [float(row[1]) for row in step_rows(one.stdout)] == pytest.approx(
+        [compute_lr(schedules["wsd"], step) for step in (0, 90_000)], rel=1e-5
+    )
+
+    checked = run_cli("validate", SCHEDULES_FILE)
+    assert checked.returncode == 0, checked.stderr
+    assert f"{len(SCHEDULE_NAMES)} valid schedule(s), no optimizer config" in checked.stdout
+    assert [row[0] for row in parse_table(checked.stdout)] == SCHEDULE_NAMES
+
+    plotted = run_cli("plot", SCHEDULES_FILE, "-o", tmp_path / "schedules.png")
+    assert plotted.returncode == 0, plotted.stderr
+    assert f"{len(SCHEDULE_NAMES)} curve(s)" in plotted.stdout
+    data = (tmp_path / "schedules.png").read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 20_000
+
+
+def test_a_broken_schedule_file_lists_every_issue_with_its_line(tmp_path: Path) -> None:
+    text = (
+        "short:\n"
+        "  cosine_decy:  #! cosine_decy\n"
+        "    learning_rate: 0.1\n"
+        "long:\n"
+        "  linear_ramp_to_constant:\n"
+        "    learning_rate: 0.1\n"
+        "    num_ramp_steps: -5  #! num_ramp_steps\n"
+    )
+    (tmp_path / "schedules.yaml").write_text(text)
+    marks = [
+        (number, line.index(line.split("#!")[1].strip()) + 1)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if "#!" in line
+    ]
+    for command in ("show", "plot", "validate"):
+        result = run_cli(command, "schedules.yaml", cwd=tmp_path)
+        assert result.returncode == 1, (command, result.stderr)
+        lines = result.stderr.splitlines()
+        assert lines[0] == "tml-optim: error: invalid schedules in schedules.yaml: 2 errors"
+        assert lines[1].startswith(f"  schedules.yaml:{marks[0][0]}:{marks[0][1]}: short.cosine_decy: ")
+        assert "did you mean 'cosine_decay'" in lines[1]
+        assert lines[2].startswith(
+            f"  schedules.yaml:{marks[1][0]}:{marks[1][1]}: long.linear_ramp_to_constant.num_ramp_steps: "
+        )
+        assert "(got -5)" in lines[2]
+
+
+def test_plot_overlays_several_files_labelled_by_file_and_group(tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    (tmp_path / "a.yaml").write_text(
+        "optimizer:\n  adam: {lr: 0.001}\n"
+        "  learning_rate: {linear_ramp_to_cosine: {learning_rate: 0.001, final_learning_rate: 0.0,"
+        " num_ramp_steps: 100, final_num_steps: 2000}}\n"
+        "  param_groups:\n    - {name: head, params: ['head.*'], lr_multiplier: 2.0}\n"
+    )
+    (tmp_path / "b.yaml").write_text(
+        "warm: {linear_ramp_to_cosine: {learning_rate: 0.001, final_learning_rate: 0.0,"
+        " num_ramp_steps: 100, final_num_steps: 2000}}\n"
+        "isqrt: {inverse_sqrt: {learning_rate: 0.001, warmup_steps: 300, timescale: 300}}\n"
+    )
+    result = run_cli("plot", "a.yaml", "b.yaml", "-o", "both.svg", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # The range: inverse_sqrt has no end, so 10 times its warmup (3000), past the cosines' 2000 + 10%.
+    assert "(steps 0 to 3000, 4 curve(s) from 2 files)" in result.stdout
+    svg = (tmp_path / "both.svg").read_text(encoding="utf-8")
+    assert svg.startswith("<?xml") and len(svg) > 20_000
+    for label in ("a.yaml: head", "a.yaml: default", "b.yaml: isqrt", "a.yaml vs b.yaml"):
+        assert label in svg, label
+    # b's warm is a's default exactly: drawn distinguishably, and the legend says which it repeats.
+    assert "b.yaml: warm (= a.yaml: default)" in svg
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "a.yaml").write_text((tmp_path / "a.yaml").read_text())
+    png = run_cli("plot", "a.yaml", "old/a.yaml", "--steps", "500", "-o", "same.png", cwd=tmp_path)
+    assert png.returncode == 0, png.stderr
+    assert "(steps 0 to 500, 4 curve(s) from 2 files)" in png.stdout
+    data = (tmp_path / "same.png").read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 20_000
+    assert imread(tmp_path / "same.png").shape[:2] == (500, 1000)
+    svg_same = run_cli("plot", "a.yaml", "old/a.yaml", "-o", "same.svg", cwd=tmp_path)
+    assert svg_same.returncode == 0
+    assert "old/a.yaml: head (= a.yaml: head)" in (tmp_path / "same.svg").read_text(encoding="utf-8")
+
+    broken = run_cli("plot", "a.yaml", "missing.yaml", cwd=tmp_path)
+    assert broken.returncode == 2 and "missing.yaml: no such file" in broken.stderr
 
 
 def test_plot_refuses_a_format_it_cannot_write_before_loading_anything(tmp_path: Path) -> None:

@@ -1,12 +1,14 @@
 """Param groups for the commands: each group's schedule from the config alone, and the user's model.
 
-``show``, ``plot``, ``validate`` and the training job's progress display get the groups of a config
-through :func:`group_schedules`; ``groups`` builds the user's model with :func:`load_model` and
-describes the groups ``build_optimizer`` would make of it.
+``show``, ``plot`` and the training job's progress display get the groups of a config through
+:func:`group_schedules`; ``validate`` lists the config's rules, companions included, through
+:func:`rule_rows`; ``groups`` builds the user's model with :func:`load_model` and describes the
+groups ``build_optimizer`` would make of it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 from collections.abc import Sequence
@@ -17,8 +19,10 @@ from typing import Any
 import torch
 import yaml
 
+from tml.optimizers.algorithms import OptimizerAlgorithmConfig
 from tml.optimizers.cli.errors import UsageError
 from tml.optimizers.config import LearningRate, OptimizerConfig
+from tml.optimizers.groups.assign import NO_WEIGHT_DECAY_SUFFIX
 from tml.optimizers.groups.rules import DEFAULT_GROUP
 
 
@@ -41,6 +45,80 @@ def group_schedules(config: OptimizerConfig) -> dict[str, LearningRate]:
 def group_multipliers(config: OptimizerConfig) -> dict[str, float]:
     """Each param group's ``lr_multiplier``: its learning rate is the multiplier times its schedule."""
     return {spec.name: spec.lr_multiplier for spec in config.group_specs()}
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleRow:
+    """One row of ``validate``'s listing: a rule of the config, the group of the parameters no rule
+    claims, or a companion group (``<group>.no_weight_decay``) that one of them makes."""
+
+    group: str
+    """The name of the group the row makes."""
+    parameters: str
+    """Which parameters: the rule's patterns, or in words for the unclaimed and companion groups."""
+    algorithm: OptimizerAlgorithmConfig
+    weight_decay: float | None
+    """``None`` for an algorithm without weight decay."""
+    lr_multiplier: float
+    schedule: LearningRate
+    made_for_any_model: bool
+    """A rule's group exists for every model the config accepts (a rule that matches no parameter is
+    an error), and so does the unclaimed group of a config without rules; the unclaimed group of a
+    config with rules and the companion groups only when some parameter falls in them."""
+
+
+UNCLAIMED = "parameters no rule claims"
+"""How ``validate`` names the parameters of the group of unclaimed parameters."""
+
+
+def rule_rows(config: OptimizerConfig) -> list[RuleRow]:
+    """The config's param-group rules in order, then the group of unclaimed parameters, each followed
+    by its ``<group>.no_weight_decay`` companion when it excludes parameters from weight decay.
+
+    The rows are what the config says without a model; ``describe_param_groups`` (``tml-optim
+    groups --model``) gives the groups built for one, with ``layer_decay``'s ``.layer_<l>`` splits.
+
+    Examples:
+      >>> config = OptimizerConfig.model_validate({"adamw": {"lr": 0.001, "weight_decay": 0.05},
+      ...     "exclude_from_weight_decay": ["bias"],
+      ...     "param_groups": [{"name": "head", "params": ["head.*"], "lr_multiplier": 10.0}]})
+      >>> [(row.group, row.parameters, row.weight_decay, row.lr_multiplier) for row in rule_rows(config)]
+      ... # doctest: +NORMALIZE_WHITESPACE
+      [('head', 'head.*', 0.05, 10.0),
+       ('head.no_weight_decay', "head's parameters matching: bias", 0.0, 10.0),
+       ('default', 'parameters no rule claims', 0.05, 1.0),
+       ('default.no_weight_decay', "default's parameters matching: bias", 0.0, 1.0)]
+    """
+    rows = []
+    specs = config.group_specs()
+    for spec in specs:
+        decays = spec.algorithm.supports_weight_decay()
+        weight_decay = spec.algorithm.optimizer_kwargs().get("weight_decay") if decays else None
+        rows.append(
+            RuleRow(
+                group=spec.name,
+                parameters=", ".join(spec.patterns) if spec.patterns else UNCLAIMED,
+                algorithm=spec.algorithm,
+                weight_decay=None if weight_decay is None else float(weight_decay),
+                lr_multiplier=spec.lr_multiplier,
+                schedule=spec.schedule,
+                made_for_any_model=bool(spec.patterns) or len(specs) == 1,
+            )
+        )
+        if decays and spec.exclude_from_weight_decay:
+            excluded = ", ".join(spec.exclude_from_weight_decay)
+            rows.append(
+                RuleRow(
+                    group=spec.name + NO_WEIGHT_DECAY_SUFFIX,
+                    parameters=f"{spec.name}'s parameters matching: {excluded}",
+                    algorithm=spec.algorithm,
+                    weight_decay=0.0,
+                    lr_multiplier=spec.lr_multiplier,
+                    schedule=spec.schedule,
+                    made_for_any_model=False,
+                )
+            )
+    return rows
 
 
 def load_model(spec: str, arguments: Sequence[str] = ()) -> torch.nn.Module:
@@ -95,4 +173,12 @@ def _import_source(source: str) -> ModuleType:
         raise UsageError(f"--model: cannot import {source!r}: {error}") from None
 
 
-__all__ = ["DEFAULT_GROUP", "group_multipliers", "group_schedules", "load_model"]
+__all__ = [
+    "DEFAULT_GROUP",
+    "UNCLAIMED",
+    "RuleRow",
+    "group_multipliers",
+    "group_schedules",
+    "load_model",
+    "rule_rows",
+]

@@ -2,6 +2,9 @@
 
 Without ``--key``, the config is found automatically: the document itself if it is an optimizer
 config, else the shallowest mapping key named ``optimizer`` (``optimizer:``, ``model.optimizer:``).
+
+``show``, ``plot`` and ``validate`` also read files of bare schedules (``examples/schedules.yaml``:
+a mapping of name → ``LearningRate``) through :func:`load_config_or_schedules`.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pydantic
+
 from tml.core.config import ConfigError, ConfigIssue, YamlDocument
+from tml.core.config.suggestions import with_hints
 from tml.core.config.yaml_document import MAX_FILE_BYTES
 from tml.optimizers.cli.errors import UsageError
-from tml.optimizers.config import OptimizerConfig
+from tml.optimizers.config import LearningRate, OptimizerConfig
 
 AUTO_KEY = "optimizer"
 """The key searched for when no ``--key`` is given."""
@@ -30,6 +36,47 @@ class LoadedConfig:
     file: str
     key: str | None
     """The dotted key of the config in the file; ``None`` when it is the whole document."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedSchedules:
+    """The validated schedules of a file of bare schedules, by name, and where they came from."""
+
+    schedules: dict[str, LearningRate]
+    file: str
+    key: str | None
+    """The dotted key of the schedules in the file; ``None`` when they are the whole document."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Curves:
+    """What ``show`` and ``plot`` draw from one file: named schedules and their LR multipliers."""
+
+    file: str
+    schedules: dict[str, LearningRate]
+    """By param group (an optimizer config) or by name (a file of bare schedules), in file order."""
+    multipliers: dict[str, float]
+    """Each param group's ``lr_multiplier`` (empty for bare schedules)."""
+    of: str
+    """What a curve is: ``"param group"`` or ``"schedule"``."""
+
+
+def load_curves(path: str | Path, key: str | None = None) -> Curves:
+    """The curves of an optimizer config's param groups, or of a file's bare schedules.
+
+    Raises:
+      UsageError, ConfigError: as :func:`load_config_or_schedules`.
+    """
+    loaded = load_config_or_schedules(path, key)
+    if isinstance(loaded, LoadedSchedules):
+        return Curves(loaded.file, loaded.schedules, {}, "schedule")
+    specs = loaded.config.group_specs()
+    return Curves(
+        loaded.file,
+        {spec.name: spec.schedule for spec in specs},
+        {spec.name: spec.lr_multiplier for spec in specs},
+        "param group",
+    )
 
 
 class ConfigFileError(ConfigError):
@@ -109,6 +156,77 @@ def load_optimizer_config(path: str | Path, key: str | None = None) -> LoadedCon
         raise ConfigFileError(error.issues, error.title, chosen) from None
 
 
+def load_config_or_schedules(path: str | Path, key: str | None = None) -> LoadedConfig | LoadedSchedules:
+    """An optimizer config, as :func:`load_optimizer_config` reads it, or a file of bare schedules.
+
+    A file (or the part at ``key``) holds bare schedules when it is a mapping whose every value is a
+    schedule (a mapping of ``LearningRate`` keys, such as ``cosine_decay:``, or close ones: a typo is
+    reported as such) and none of whose keys is an optimizer config field; at ``key``, a single
+    schedule counts too, under the key's last part. Every schedule is validated; every issue of every
+    one is reported, with file, line and column.
+
+    Raises:
+      UsageError, ConfigError: as :func:`load_optimizer_config`.
+    """
+    document = read_stdin() if str(path) == "-" else read_document(path)
+    data: Any = document.data
+    prefix: tuple[str | int, ...] = ()
+    if key is not None:
+        data, prefix = document.subtree(key)
+        if looks_like_schedule(data):
+            return _validated_schedules(document, {prefix[-1]: data}, prefix[:-1], key)
+    if is_schedule_mapping(data):
+        return _validated_schedules(document, data, prefix, key)
+    chosen = key if key is not None else find_key(document)
+    try:
+        return LoadedConfig(document.to_config(OptimizerConfig, chosen), document.file, chosen)
+    except ConfigError as error:
+        raise ConfigFileError(error.issues, error.title, chosen) from None
+
+
+def looks_like_schedule(value: Any) -> bool:
+    """A mapping every key of which is a ``LearningRate`` key or close to one (``cosine_decy``)."""
+    fields = list(LearningRate.model_fields)
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(
+            str(key) in fields or difflib.get_close_matches(str(key), fields, n=1, cutoff=0.75)
+            for key in value
+        )
+    )
+
+
+def is_schedule_mapping(data: Any) -> bool:
+    """A mapping of names to schedules, none of the names an optimizer config field."""
+    return (
+        isinstance(data, Mapping)
+        and bool(data)
+        and not any(str(key) in OptimizerConfig.model_fields for key in data)
+        and all(looks_like_schedule(value) for value in data.values())
+    )
+
+
+def _validated_schedules(
+    document: YamlDocument, data: Mapping[Any, Any], prefix: tuple[str | int, ...], key: str | None
+) -> LoadedSchedules:
+    schedules: dict[str, LearningRate] = {}
+    issues: list[ConfigIssue] = []
+    title = f"invalid schedules in {document.file}"
+    for name, value in data.items():
+        path = (*prefix, str(name))
+        try:
+            schedules[str(name)] = LearningRate.model_validate(value)
+        except pydantic.ValidationError as error:
+            found = ConfigError.from_validation_error(
+                error, prefix=path, positions=document.positions, title=title, data=value
+            )
+            issues.extend(with_hints(found, LearningRate, len(path)).issues)
+    if issues:
+        raise ConfigFileError(tuple(issues), title, key)
+    return LoadedSchedules(schedules, document.file, key)
+
+
 def _looks_like_optimizer_config(data: Mapping[Any, Any]) -> bool:
     """A key of the document is an optimizer config field, or close to one (a typo to report)."""
     fields = list(OptimizerConfig.model_fields)
@@ -120,8 +238,14 @@ def _looks_like_optimizer_config(data: Mapping[Any, Any]) -> bool:
 __all__ = [
     "AUTO_KEY",
     "ConfigFileError",
+    "Curves",
     "LoadedConfig",
+    "LoadedSchedules",
     "find_key",
+    "is_schedule_mapping",
+    "load_config_or_schedules",
+    "load_curves",
     "load_optimizer_config",
+    "looks_like_schedule",
     "read_document",
 ]

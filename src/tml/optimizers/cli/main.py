@@ -29,13 +29,21 @@ except ModuleNotFoundError as missing:  # installed without the cli extra
     ) from None
 
 from tml.core.config import ConfigError
+from tml.optimizers.algorithms import OptimizerAlgorithmConfig
 from tml.optimizers.algorithms.custom import without_class_imports
 from tml.optimizers.cli import catalog, summary
 from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError, UsageError
-from tml.optimizers.cli.groups import group_multipliers, group_schedules, load_model
-from tml.optimizers.cli.loading import LoadedConfig, load_optimizer_config
-from tml.optimizers.cli.plotting import DEFAULT_SIZE, image_format, plot_schedules
+from tml.optimizers.cli.groups import group_schedules, load_model, rule_rows
+from tml.optimizers.cli.loading import (
+    LoadedConfig,
+    LoadedSchedules,
+    load_config_or_schedules,
+    load_curves,
+    load_optimizer_config,
+)
+from tml.optimizers.cli.plotting import DEFAULT_SIZE, Curve, image_format, plot_curves
 from tml.optimizers.cli.schema import optimizer_schema
+from tml.optimizers.config import LearningRate
 from tml.optimizers.describe import describe_param_groups
 from tml.optimizers.fields import MAX_SCHEDULE_STEP
 from tml.optimizers.runtime.resume import RESUME_POLICIES
@@ -144,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_validate(commands, common, key_option)
     _add_show(commands, common, config_options)
-    _add_plot(commands, common, config_options)
+    _add_plot(commands, common, key_option)
     _add_groups(commands, common, config_options)
     _add_schema(commands, common)
     _add_list(commands, common)
@@ -168,7 +176,10 @@ def _add_validate(
         "tml-optim validate --quiet configs/*.yaml (in CI)",
     )
     validate.add_argument(
-        "configs", metavar="CONFIG", nargs="+", help="YAML files holding an optimizer config; - for stdin"
+        "configs",
+        metavar="CONFIG",
+        nargs="+",
+        help="YAML files holding an optimizer config (or bare schedules, name: schedule); - for stdin",
     )
     validate.add_argument("--quiet", "-q", action="store_true", help="print only the errors")
     validate.add_argument(
@@ -198,7 +209,8 @@ def _add_show(
         parents=[common, config_options],
         help="a table of each group's learning rate at chosen steps",
         description="A table of each param group's learning rate at step 0, at every phase boundary and "
-        "at --steps, in closed form. Example: tml-optim show config.yaml --at 0,1000,100000",
+        "at --steps, in closed form, then where each one ends. CONFIG may also hold bare schedules "
+        "(name: schedule). Example: tml-optim show config.yaml --at 0,1000,100000",
     )
     show.add_argument(
         "--steps", type=_positive, help="last step of the table (default: the last phase boundary)"
@@ -210,21 +222,32 @@ def _add_show(
 def _add_plot(
     commands: Commands,
     common: argparse.ArgumentParser,
-    config_options: argparse.ArgumentParser,
+    key_option: argparse.ArgumentParser,
 ) -> None:
     plot = commands.add_parser(
         "plot",
         formatter_class=HelpFormatter,
-        parents=[common, config_options],
-        help="an image of each group's learning rate over the steps",
-        description="One curve per param group, phase boundaries dotted; a log axis when the LRs span "
-        "more than 100x. Example: tml-optim plot config.yaml --steps 20000 -o lr.svg",
+        parents=[common, key_option],
+        help="an image of each group's learning rate over the steps; several files overlaid",
+        description="One curve per param group, phase boundaries dotted; a log axis when the peaks span "
+        "more than 100x. CONFIG may also hold bare schedules (name: schedule); several files are "
+        "overlaid, each curve labelled by file and group. Example: tml-optim plot old.yaml new.yaml "
+        "--steps 20000 -o lr.svg",
+    )
+    plot.add_argument(
+        "configs",
+        metavar="CONFIG",
+        nargs="+",
+        help="YAML files holding an optimizer config or bare schedules",
     )
     plot.add_argument(
         "-o", "--output", default="lr.png", help="the image to write, .png, .svg or .pdf (default: lr.png)"
     )
     plot.add_argument(
-        "--steps", type=_positive, help="last step of the plot (default: last phase boundary + 10%%)"
+        "--steps",
+        type=_positive,
+        help="last step of the plot (default: where the last schedule ends + 10%%; 10x the warmup of one "
+        "that decays for ever, such as inverse_sqrt)",
     )
     scale = plot.add_mutually_exclusive_group()
     scale.add_argument(
@@ -379,7 +402,7 @@ def run_validate(arguments: argparse.Namespace, console: Console) -> int:
     with imports:  # an untrusted file's custom class is not imported (its code would run)
         for config in arguments.configs:
             try:
-                loaded = load_optimizer_config(config, arguments.key)
+                loaded = load_config_or_schedules(config, arguments.key)
             except (ConfigError, UsageError) as error:
                 if arguments.debug:
                     raise
@@ -393,7 +416,10 @@ def run_validate(arguments: argparse.Namespace, console: Console) -> int:
             if arguments.format == "text" and not arguments.quiet:
                 if len(reports) > 1:
                     console.print()
-                _print_summary(loaded, console)
+                if isinstance(loaded, LoadedSchedules):
+                    _print_schedules_summary(loaded, console)
+                else:
+                    _print_summary(loaded, console)
         invalid = sum(not report["ok"] for report in reports)
         if arguments.format == "json":
             print(json.dumps(reports, indent=2))
@@ -429,26 +455,28 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
     console.print(f"[green]✓[/] {loaded.file}{where}: a valid optimizer config")
     algorithm = loaded.config.algorithm()
     settings = ", ".join(f"{name}={value}" for name, value in algorithm.optimizer_kwargs().items())
-    try:
-        torch_class = catalog.public_name(algorithm.torch_class())
-    except ValueError:  # custom, validated without importing it
-        torch_class = f"{getattr(algorithm, 'class_path', '?')}, not imported"
-    console.print(f"algorithm: {loaded.config.chosen('optimizer')[0]} ({torch_class}) {settings}")
-    schedules = group_schedules(loaded.config)
-    multipliers = group_multipliers(loaded.config)
-    end = max((max(summary.schedule_facts(s).milestones, default=0) for s in schedules.values()), default=0)
-    final_at = f"at step {end}, the last phase boundary" if end else "at step 0 (no phase boundary)"
-    table = Table(title=f"{len(schedules)} param group(s); final LR {final_at}", title_justify="left")
-    for column in ("group", "schedule", "peak LR", "final LR", "warmup", "phase boundaries"):
-        table.add_column(column, no_wrap=column != "phase boundaries")
-    for name, schedule in schedules.items():
-        facts = summary.schedule_facts(schedule, multipliers.get(name, 1.0))
-        final = summary.learning_rates({name: schedule}, [end], multipliers)[name][0]
+    console.print(f"algorithm: {loaded.config.chosen('optimizer')[0]} ({_class_name(algorithm)}) {settings}")
+    rows = rule_rows(loaded.config)
+    table = Table(
+        title="param-group rules, in order (the first that matches a parameter claims it), then the "
+        "parameters no rule claims",
+        title_justify="left",
+    )
+    columns = ("group", "parameters", "algorithm", "weight decay", "× LR", "schedule", "peak LR")
+    for column in (*columns, "final LR", "from step", "warmup", "phase boundaries"):
+        table.add_column(column, no_wrap=column not in ("parameters", "phase boundaries"))
+    for row in rows:
+        facts = summary.schedule_facts(row.schedule, row.lr_multiplier)
         table.add_row(
-            name,
+            row.group if row.made_for_any_model else f"{row.group} (if any)",
+            row.parameters,
+            row.algorithm.key or type(row.algorithm).__name__,
+            "—" if row.weight_decay is None else f"{row.weight_decay:g}",
+            f"{row.lr_multiplier:g}",
             facts.kind,
             summary.format_lr(facts.peak),
-            summary.format_lr(final),
+            "—" if facts.final is None else summary.format_lr(facts.final),
+            "never" if facts.final_from is None else str(facts.final_from),
             "—" if facts.warmup_steps is None else str(facts.warmup_steps),
             ", ".join(map(str, facts.milestones)) or "none",
         )
@@ -456,30 +484,100 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
     for spec in loaded.config.group_specs():
         if spec.reduce_on_plateau is not None:
             console.print(f"reduce_on_plateau of {spec.name}: {describe_plateau(spec.reduce_on_plateau)}")
+    if loaded.config.layer_decay is not None:
+        console.print(
+            f"layer_decay (rate {loaded.config.layer_decay.rate:g}): each group is split per layer into "
+            "<group>.layer_<l>, its LR multiplied by rate ** (layers + 1 - l); the layers come from the model"
+        )
+    console.print(
+        "(if any): a group only when some parameter of the model falls in it; from step: the LR holds "
+        "its final value from that step on (never: it keeps changing)"
+    )
+    console.print(f"the groups built for a model: tml-optim groups {loaded.file} --model MODULE:FACTORY")
+
+
+def _print_schedules_summary(loaded: LoadedSchedules, console: Console) -> None:
+    where = f" (at key {loaded.key})" if loaded.key else ""
+    count = len(loaded.schedules)
+    console.print(f"[green]✓[/] {loaded.file}{where}: {count} valid schedule(s), no optimizer config")
+    table = Table(title="schedules", title_justify="left")
+    for column in ("schedule", "kind", "peak LR", "final LR", "from step", "warmup", "phase boundaries"):
+        table.add_column(column, no_wrap=column != "phase boundaries")
+    for name, schedule in loaded.schedules.items():
+        facts = summary.schedule_facts(schedule)
+        table.add_row(
+            name,
+            facts.kind,
+            summary.format_lr(facts.peak),
+            "—" if facts.final is None else summary.format_lr(facts.final),
+            "never" if facts.final_from is None else str(facts.final_from),
+            "—" if facts.warmup_steps is None else str(facts.warmup_steps),
+            ", ".join(map(str, facts.milestones)) or "none",
+        )
+    console.print(table)
+    console.print("from step: the LR holds its final value from that step on (never: it keeps changing)")
+
+
+def _class_name(algorithm: OptimizerAlgorithmConfig) -> str:
+    """The torch class an algorithm builds, or a custom class's path when it is not imported."""
+    try:
+        return catalog.public_name(algorithm.torch_class())
+    except ValueError:  # custom, validated without importing it
+        return f"{getattr(algorithm, 'class_path', '?')}, not imported"
 
 
 def run_show(arguments: argparse.Namespace, console: Console) -> int:
     with without_class_imports():  # the schedules need no class: an untrusted file runs no code
-        loaded = load_optimizer_config(arguments.config, arguments.key)
-    schedules = group_schedules(loaded.config)
+        curves = load_curves(arguments.config, arguments.key)
+    _print_lr_table(
+        curves.schedules,
+        curves.multipliers,
+        f"learning rate per {curves.of}: {curves.file}",
+        arguments,
+        console,
+    )
+    return EXIT_OK
+
+
+def _print_lr_table(
+    schedules: dict[str, LearningRate],
+    multipliers: dict[str, float],
+    title: str,
+    arguments: argparse.Namespace,
+    console: Console,
+) -> None:
+    """``show``'s table: a row per step, a column per schedule, then where each one's LR ends."""
+    facts = {name: summary.schedule_facts(schedule) for name, schedule in schedules.items()}
     if arguments.at is not None:
         steps = sorted(set(arguments.at))
     else:
+        finals = [fact.final_from for fact in facts.values() if fact.final_from is not None]
         steps = summary.milestone_steps(schedules.values(), arguments.steps)
-    values = summary.learning_rates(schedules, steps, group_multipliers(loaded.config))
-    boundaries = {
-        name: set(summary.schedule_facts(schedule).milestones) for name, schedule in schedules.items()
-    }
-    table = Table(title=f"learning rate per param group: {loaded.file}", title_justify="left")
+        steps = sorted({*steps, *(step for step in finals if step <= steps[-1])})
+    values = summary.learning_rates(schedules, steps, multipliers)
+    table = Table(title=title, title_justify="left")
     table.add_column("step", justify="right")
     for name in schedules:
         table.add_column(name, justify="right")
     table.add_column("phase boundary of")
     for index, step in enumerate(steps):
-        marks = ", ".join(name for name, steps_of in boundaries.items() if step in steps_of)
+        marks = ", ".join(name for name, fact in facts.items() if step in fact.milestones)
         table.add_row(str(step), *(summary.format_lr(values[name][index]) for name in schedules), marks)
+    table.add_section()
+    table.add_row(
+        "final LR",
+        *(
+            "—" if fact.final is None else summary.format_lr(multipliers.get(name, 1.0) * fact.final)
+            for name, fact in facts.items()
+        ),
+        "",
+    )
+    table.add_row(
+        "from step",
+        *("never" if fact.final_from is None else str(fact.final_from) for fact in facts.values()),
+        "where each LR ends (its total steps)",
+    )
     console.print(table)
-    return EXIT_OK
 
 
 def run_plot(arguments: argparse.Namespace, console: Console) -> int:
@@ -488,19 +586,34 @@ def run_plot(arguments: argparse.Namespace, console: Console) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     with without_class_imports():
-        loaded = load_optimizer_config(arguments.config, arguments.key)
-    schedules = group_schedules(loaded.config)
-    end = arguments.steps if arguments.steps is not None else summary.default_end(schedules.values())
-    path = plot_schedules(
-        schedules,
+        sources = [load_curves(path, arguments.key) for path in arguments.configs]
+    names = [Path(source.file).name for source in sources]
+    if len(set(names)) < len(names):  # the same file name in two folders: the paths as given
+        names = [source.file for source in sources]
+    curves = [
+        Curve(
+            name if len(sources) == 1 else f"{file_name}: {name}",
+            schedule,
+            source.multipliers.get(name, 1.0),
+            index,
+        )
+        for index, (source, file_name) in enumerate(zip(sources, names, strict=True))
+        for name, schedule in source.schedules.items()
+    ]
+    schedules = [curve.schedule for curve in curves]
+    end = arguments.steps if arguments.steps is not None else summary.default_end(schedules)
+    kinds = sorted({source.of for source in sources})
+    of = kinds[0] if len(kinds) == 1 else "param group or schedule"
+    path = plot_curves(
+        curves,
         arguments.output,
         end=end,
         log_y=arguments.log_y,
         size=arguments.size,
-        title=f"learning rate per param group ({Path(loaded.file).name})",
-        multipliers=group_multipliers(loaded.config),
+        title=f"learning rate per {of} ({' vs '.join(names)})",
     )
-    console.print(f"wrote {path} (steps 0 to {end}, {len(schedules)} group(s))")
+    files = f" from {len(sources)} files" if len(sources) > 1 else ""
+    console.print(f"wrote {path} (steps 0 to {end}, {len(curves)} curve(s){files})")
     return EXIT_OK
 
 

@@ -1,11 +1,12 @@
-"""PNG images: the learning rate of every group over the steps, and a training loss curve.
+"""Images: the learning rate of every group (of one or several files) over the steps, and a loss curve.
 
 matplotlib runs on its Agg backend (no display needed). Images have an exact pixel size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,17 @@ def sample_steps(end: int, schedules: Sequence[LearningRate] = ()) -> torch.Tens
     return torch.unique(torch.cat([sample, extra]))
 
 
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """One curve of a learning-rate plot: a schedule times a multiplier, with its legend label."""
+
+    label: str
+    schedule: LearningRate
+    multiplier: float = 1.0
+    source: int = 0
+    """Which file it comes from (the line style of an overlay: solid, dashed, dash-dot, …)."""
+
+
 def plot_schedules(
     schedules: Mapping[str, LearningRate],
     output: str | Path,
@@ -51,47 +63,110 @@ def plot_schedules(
 ) -> Path:
     """Draw one curve per group from step 0 to ``end``, with phase boundaries as dotted lines.
 
-    A group's curve is its schedule times its entry in ``multipliers`` (1 when absent).
+    A group's curve is its schedule times its entry in ``multipliers`` (1 when absent). See
+    :func:`plot_curves` for the axis and the styles.
+    """
+    factors = multipliers or {}
+    curves = [Curve(name, schedule, factors.get(name, 1.0)) for name, schedule in schedules.items()]
+    return plot_curves(curves, output, end=end, log_y=log_y, size=size, title=title)
+
+
+def plot_curves(
+    curves: Sequence[Curve],
+    output: str | Path,
+    *,
+    end: int,
+    log_y: bool | None = None,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    title: str | None = None,
+) -> Path:
+    """Draw the curves from step 0 to ``end``, each schedule's phase boundaries as dotted lines.
 
     The values come from the vectorized ``compute_lr`` on a tensor of steps. ``log_y``: a log axis
-    (``True``), a linear one (``False``), or, by default, a log axis when the groups' positive
-    learning rates span more than :data:`LOG_SCALE_SPAN` (one group at 0.01 would flatten others
-    at 1e-4 into a line). On a log axis, steps where the learning rate is 0 are left out (a log axis
-    cannot show 0). A group whose curve is exactly an earlier group's is drawn dashed, and its
-    legend says so. The file's format comes from its suffix (``.png``, ``.svg``, ``.pdf``).
+    (``True``), a linear one (``False``), or, by default, a log axis when the curves' peaks span
+    more than :data:`LOG_SCALE_SPAN` (one group at 0.01 would flatten others at 1e-4 into a line; a
+    decay towards 0 alone does not make the axis logarithmic). On a log axis, steps where the
+    learning rate is 0 are left out (a log axis cannot show 0), and the axis goes down to the lowest
+    value a curve takes after its peak (its final LR; its lowest when it still rises at the end),
+    but not more than :data:`LOG_AXIS_DEPTH` below the lowest peak: warmups from 0 and decays to 0
+    enter and leave through the bottom.
+    Curves of several files (``source``) have one line style per file; a curve that is exactly an
+    earlier one is drawn with fine dots, and its legend says so. The file's format comes from its
+    suffix (``.png``, ``.svg``, ``.pdf``).
     """
     figure, axes = _figure(size)
-    steps = sample_steps(end, list(schedules.values()))
-    curves = {
-        name: (multipliers or {}).get(name, 1.0) * compute_lr(schedule, steps)
-        for name, schedule in schedules.items()
-    }
+    steps = sample_steps(end, [curve.schedule for curve in curves])
+    values = [curve.multiplier * compute_lr(curve.schedule, steps) for curve in curves]
     if log_y is None:
-        log_y = _span(curves.values()) > LOG_SCALE_SPAN
-    colors = _colors(len(schedules))
-    for (name, schedule), color in zip(schedules.items(), colors, strict=True):
-        values = curves[name]
+        log_y = wants_log_axis(values)
+    colors = _colors(len(curves))
+    for index, (curve, value, color) in enumerate(zip(curves, values, colors, strict=True)):
         same_as = next(
-            (other for other in curves if other != name and torch.equal(curves[other], values)), None
+            (curves[other].label for other in range(index) if torch.equal(values[other], value)), None
         )
-        label, style = (name, "-")
-        if same_as is not None and list(curves).index(same_as) < list(curves).index(name):
-            label, style = (f"{name} (= {same_as})", "--")
+        label, style = curve.label, SOURCE_STYLES[curve.source % len(SOURCE_STYLES)]
+        if same_as is not None:
+            label, style = f"{curve.label} (= {same_as})", DUPLICATE_STYLE
         if log_y:
-            values = torch.where(values > 0, values, torch.nan)
-        axes.plot(steps.numpy(), values.numpy(), label=label, color=color, linewidth=1.6, linestyle=style)
-        for boundary in schedule_milestones(schedule):
+            value = torch.where(value > 0, value, torch.nan)
+        axes.plot(steps.numpy(), value.numpy(), label=label, color=color, linewidth=1.6, linestyle=style)
+        for boundary in schedule_milestones(curve.schedule):
             if 0 < boundary <= end:
                 axes.axvline(boundary, color=color, linestyle=":", linewidth=1.0, alpha=0.8)
     if log_y:
         axes.set_yscale("log")
+        limits = log_axis_limits(values)
+        if limits is not None:
+            axes.set_ylim(*limits)
     axes.set_xlabel("optimizer step")
     axes.set_ylabel("learning rate")
     axes.set_xlim(0, max(end, 1))
     axes.set_title(title or "learning rate per param group (dotted: phase boundaries)")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="best")
+    axes.legend(loc="best", fontsize="small" if len(curves) > 6 else "medium")
     return _save(figure, output)
+
+
+def wants_log_axis(curves: Sequence[torch.Tensor]) -> bool:
+    """Whether the curves' peaks span more than :data:`LOG_SCALE_SPAN` (a log axis by default).
+
+    Examples:
+      >>> wants_log_axis([torch.tensor([0.0, 1e-2]), torch.tensor([0.0, 2e-4])])
+      False
+      >>> wants_log_axis([torch.tensor([0.0, 1e-2]), torch.tensor([0.0, 5e-5])])
+      True
+    """
+    peaks = [float(curve.max()) for curve in curves if curve.numel() and float(curve.max()) > 0]
+    return bool(peaks) and max(peaks) / min(peaks) > LOG_SCALE_SPAN
+
+
+def log_axis_limits(curves: Sequence[torch.Tensor]) -> tuple[float, float] | None:
+    """The bottom and top of a log axis: from the lowest value a curve takes after its peak (its
+    lowest when it still rises at the end), but not more than :data:`LOG_AXIS_DEPTH` below the
+    lowest peak, to the highest peak, with a margin of 1.5× each way. ``None`` without a positive
+    value."""
+    positive = [curve for curve in curves if curve.numel() and float(curve.max()) > 0]
+    if not positive:
+        return None
+    peaks = [float(curve.max()) for curve in positive]
+    bottom = max(min(_lowest_after_peak(curve) for curve in positive), min(peaks) / LOG_AXIS_DEPTH)
+    return bottom / 1.5, max(peaks) * 1.5
+
+
+def _lowest_after_peak(value: torch.Tensor) -> float:
+    """The least positive value after the curve's peak; of the whole curve when it still rises at
+    the end of the plot (a warmup is all there is to show)."""
+    peak_at = int(torch.argmax(value))
+    after = value if peak_at == value.numel() - 1 else value[peak_at:]
+    return float(after[after > 0].min()) if bool((after > 0).any()) else float(value.max())
+
+
+SOURCE_STYLES: tuple[Any, ...] = ("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1)))
+"""The line style of each file's curves in an overlay: solid, dashed, dash-dot, dash-dot-dot."""
+DUPLICATE_STYLE: Any = (0, (1, 1.5))
+"""The line style of a curve that is exactly an earlier one (fine dots, over the earlier line)."""
+LOG_AXIS_DEPTH = 1000.0
+"""A log axis shows down to this factor below the lowest peak (a decay to 0 would stretch it)."""
 
 
 def plot_losses(
@@ -127,7 +202,7 @@ def _figure(size: tuple[int, int]) -> tuple[Figure, Any]:
 
 
 LOG_SCALE_SPAN = 100.0
-"""The ratio of the greatest to the least positive learning rate above which ``plot`` draws a log axis."""
+"""The ratio of the greatest to the least peak of the curves above which ``plot`` draws a log axis."""
 
 IMAGE_FORMATS = ("png", "svg", "pdf")
 """The file formats of the plots, chosen by the output file's suffix."""
@@ -149,21 +224,32 @@ def image_format(output: str | Path) -> str:
     return suffix
 
 
-def _span(curves: Iterable[torch.Tensor]) -> float:
-    positive = [curve[curve > 0] for curve in curves]
-    values = torch.cat(positive) if positive else torch.empty(0)
-    return float(values.max() / values.min()) if values.numel() else 1.0
+def _colors(count: int) -> list[Any]:
+    if count <= 10:
+        return [f"C{index}" for index in range(count)]
+    import matplotlib
 
-
-def _colors(count: int) -> list[str]:
-    return [f"C{index % 10}" for index in range(count)]
+    palette = matplotlib.colormaps["tab20"]
+    return [palette(index % 20) for index in range(count)]
 
 
 def _save(figure: Figure, output: str | Path) -> Path:
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI, format=image_format(path))
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable, selectable
+        figure.savefig(path, dpi=DPI, format=image_format(path))
     return path
 
 
-__all__ = ["DEFAULT_SIZE", "plot_losses", "plot_schedules", "sample_steps"]
+__all__ = [
+    "DEFAULT_SIZE",
+    "Curve",
+    "log_axis_limits",
+    "plot_curves",
+    "plot_losses",
+    "plot_schedules",
+    "sample_steps",
+    "wants_log_axis",
+]
