@@ -110,11 +110,22 @@ class FusedTableOptimizer(torch.optim.Optimizer):
 
     @staticmethod
     def _record(group: TableGroup, tables: Sequence[FusedTable]) -> dict[str, Any]:
+        """The group's record: every table of the group (on every rank, whichever it holds), with its
+        shape, and the fingerprint."""
         return {
-            "param_names": [table.name for table in tables],
-            "shapes": [table.shape for table in tables],
+            "param_names": [table.parameter_name for table in group.tables],
+            "shapes": [[table.num_embeddings, table.embedding_dim] for table in group.tables],
             "fingerprint": table_fingerprint(group),
         }
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        """Group name -> record (the same on every rank)."""
+        return {group["name"]: record for group, record in zip(self.param_groups, self._records, strict=True)}
+
+    def tables_of(self, name: str) -> list[FusedTable]:
+        """The local tables of group ``name``."""
+        (index,) = [i for i, group in enumerate(self.param_groups) if group["name"] == name]
+        return list(self._members[index])
 
     @property
     def state(self) -> defaultdict[Any, Any]:  # type: ignore[override]
@@ -161,9 +172,8 @@ class FusedTableOptimizer(torch.optim.Optimizer):
         for group, tables, record in zip(self.param_groups, self._members, self._records, strict=True):
             ids = []
             for table in tables:
-                table_state = table.kernel.state.get(table.tensor, {})
-                if table_state:
-                    state[index] = dict(table_state)
+                if table.tensor in table.kernel.state:
+                    state[index] = dict(table.kernel.state[table.tensor])
                 ids.append(index)
                 index += 1
             saved = {key: value for key, value in group.items() if key != "params"}
