@@ -39,7 +39,8 @@ class TableModel(torch.nn.Module):
         self.head = torch.nn.Linear(DIM * len(TABLES), 1)
 
     def forward(self, features: torchrec.KeyedJaggedTensor) -> torch.Tensor:
-        return self.head(self.ebc(features).values())
+        pooled = self.ebc(features)  # its key order is the sharding's: concatenate in the tables' order
+        return self.head(torch.cat([pooled[name] for name in TABLES], dim=1))
 
 
 ROWS = {"user": 3, "item": 5, "small": 1}

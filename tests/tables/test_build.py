@@ -4,12 +4,16 @@ train silently wrong is refused."""
 
 from __future__ import annotations
 
-import bisect
+import json
 import math
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from tests.distributed.launch import run
+from tests.tables.schedule_run import CONFIG, check_schedules, piecewise, piecewise_lr
 from tests.tables.table_models import (
     BAGS,
     ROWS,
@@ -24,31 +28,6 @@ from tests.tables.table_models import (
 
 from tml.optimizers import OptimizerConfig, apply_table_rules, build_optimizer
 
-STEPS = 6
-
-
-def piecewise(boundaries: list[int], values: list[float]) -> dict[str, Any]:
-    return {"piecewise_constant": {"learning_rate_boundaries": boundaries, "learning_rate_values": values}}
-
-
-def piecewise_lr(boundaries: list[int], values: list[float], step: int) -> float:
-    return values[bisect.bisect_right(boundaries, step)]
-
-
-# Two groups with the same algorithm and the same LR at step 0, apart from step 2 on: they must not
-# share a kernel (a kernel reads one LR).
-IDS = ([2], [0.1, 0.01])
-ITEMS = ([4], [0.1, 0.05])
-REST_LR = 0.2
-CONFIG = {
-    "adam": {"lr": 0.001},
-    "embedding_tables": [
-        {"name": "ids", "tables": ["user"], "exact_sgd": {}, "learning_rate": piecewise(*IDS)},
-        {"name": "items", "tables": ["item"], "exact_sgd": {}, "learning_rate": piecewise(*ITEMS)},
-        {"name": "rest", "tables": ["*"], "exact_row_wise_adagrad": {"lr": REST_LR, "eps": 1.0e-8}},
-    ],
-}
-
 
 def config(data: dict[str, Any] = CONFIG) -> OptimizerConfig:
     return OptimizerConfig.model_validate(data)
@@ -62,35 +41,28 @@ def sharded_model(cfg: OptimizerConfig, constraints: Any = "all_fused") -> Any:
 
 
 def test_every_table_group_follows_its_schedule_at_every_step() -> None:
-    cfg = config()
     with gloo_world():
-        model = sharded_model(cfg)
-        optimizer, scheduler = build_optimizer(model, cfg)
-        assert [group["name"] for group in optimizer.param_groups] == ["default", "ids", "items", "rest"]
-        accumulator = torch.zeros(())
-        for step in range(STEPS):
-            before = {name: local_rows(model, name)[ROWS[name]] for name in ROWS}
-            head = model.module.head.weight.detach().clone()[0]
-            optimizer.zero_grad()
-            model(fixed_batch()).sum().backward()
-            optimizer.step()
-            # The gradient of the looked-up row of each table: BAGS bags, sum pooling, loss = sum.
-            grads = {name: BAGS * head[head_slice(name)] for name in ROWS}
-            after = {name: local_rows(model, name)[ROWS[name]] for name in ROWS}
-            for name, schedule in (("user", IDS), ("item", ITEMS)):
-                applied = (before[name] - after[name]) / grads[name]
-                expected = piecewise_lr(*schedule, step)
-                assert applied.tolist() == pytest.approx([expected] * 4, rel=2e-6), (step, name)
-            # Row-wise Adagrad, by its formula: s += mean(g^2); w -= lr * g / (sqrt(s) + eps).
-            accumulator = accumulator + grads["small"].pow(2).mean()
-            expected_small = before["small"] - REST_LR * grads["small"] / (accumulator.sqrt() + 1.0e-8)
-            torch.testing.assert_close(after["small"], expected_small, rtol=1e-5, atol=1e-7)
-            assert scheduler.lrs_by_group()["ids"] == piecewise_lr(*IDS, step)
-            scheduler.step()
-        (momentum,) = optimizer.state_dict()["groups"]["rest"]["state"][0].values()
-        assert momentum.local_shards()[0].tensor[ROWS["small"]].item() == pytest.approx(
-            accumulator.item(), rel=1e-6
-        )
+        assert check_schedules() == ["user", "item", "small"]
+
+
+def test_every_table_group_follows_its_schedule_at_every_step_on_two_ranks(tmp_path: Path) -> None:
+    """torchrun, two gloo ranks: the planner puts the tables on either rank; each rank checks the
+    tables it holds."""
+    run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(Path(__file__).parent / "schedule_run.py"),
+            str(tmp_path),
+        ],
+        timeout=150,
+    )
+    checked = [json.loads((tmp_path / f"rank-{rank}.json").read_text()) for rank in range(2)]
+    assert sorted(name for names in checked for name in names) == ["item", "small", "user"]
+    assert all(checked)  # every rank holds a table
 
 
 def test_the_tables_are_not_in_the_dense_optimizer() -> None:
