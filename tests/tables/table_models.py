@@ -25,22 +25,23 @@ DIM = 4
 class TableModel(torch.nn.Module):
     """Three tables (one feature each, sum pooling) and a linear head over their concatenation."""
 
-    def __init__(self, device: str = "meta") -> None:
+    def __init__(self, device: str = "meta", tables: dict[str, int] = TABLES) -> None:
         super().__init__()
+        self.names = list(tables)
         self.ebc = torchrec.EmbeddingBagCollection(
             tables=[
                 torchrec.EmbeddingBagConfig(
                     name=name, embedding_dim=DIM, num_embeddings=rows, feature_names=[name]
                 )
-                for name, rows in TABLES.items()
+                for name, rows in tables.items()
             ],
             device=torch.device(device),
         )
-        self.head = torch.nn.Linear(DIM * len(TABLES), 1)
+        self.head = torch.nn.Linear(DIM * len(tables), 1)
 
     def forward(self, features: torchrec.KeyedJaggedTensor) -> torch.Tensor:
         pooled = self.ebc(features)  # its key order is the sharding's: concatenate in the tables' order
-        return self.head(torch.cat([pooled[name] for name in TABLES], dim=1))
+        return self.head(torch.cat([pooled[name] for name in self.names], dim=1))
 
 
 ROWS = {"user": 3, "item": 5, "small": 1}
@@ -48,29 +49,31 @@ ROWS = {"user": 3, "item": 5, "small": 1}
 BAGS = 4
 
 
-def fixed_batch() -> torchrec.KeyedJaggedTensor:
-    """Four bags per feature, each holding one id (:data:`ROWS`): with sum pooling and loss = sum of
-    the outputs, the gradient of that row of table ``t`` is ``4 * head.weight[0, t's slice]``."""
-    values = torch.tensor([ROWS[name] for name in TABLES for _ in range(BAGS)])
+def fixed_batch(rows: dict[str, int] = ROWS) -> torchrec.KeyedJaggedTensor:
+    """Four bags per feature, each holding one id (``rows``): with sum pooling and loss = sum of the
+    outputs, the gradient of that row of table ``t`` is ``4 * head.weight[0, t's slice]``."""
+    values = torch.tensor([row for row in rows.values() for _ in range(BAGS)])
     return torchrec.KeyedJaggedTensor.from_lengths_sync(
-        keys=list(TABLES), values=values, lengths=torch.ones(BAGS * len(TABLES), dtype=torch.int64)
+        keys=list(rows), values=values, lengths=torch.ones(BAGS * len(rows), dtype=torch.int64)
     )
 
 
-def random_batch(generator: torch.Generator, batch_size: int = 8) -> torchrec.KeyedJaggedTensor:
+def random_batch(
+    generator: torch.Generator, batch_size: int = 8, tables: dict[str, int] = TABLES
+) -> torchrec.KeyedJaggedTensor:
     """A random batch: one to three ids per bag in every table."""
-    lengths = torch.randint(1, 4, (batch_size * len(TABLES),), generator=generator)
+    lengths = torch.randint(1, 4, (batch_size * len(tables),), generator=generator)
     values = []
-    for index, (_, rows) in enumerate(TABLES.items()):
+    for index, rows in enumerate(tables.values()):
         count = int(lengths[index * batch_size : (index + 1) * batch_size].sum())
         values.append(torch.randint(0, rows, (count,), generator=generator))
     return torchrec.KeyedJaggedTensor.from_lengths_sync(
-        keys=list(TABLES), values=torch.cat(values), lengths=lengths
+        keys=list(tables), values=torch.cat(values), lengths=lengths
     )
 
 
-def head_slice(name: str) -> slice:
-    index = list(TABLES).index(name)
+def head_slice(name: str, tables: dict[str, int] = TABLES) -> slice:
+    index = list(tables).index(name)
     return slice(index * DIM, (index + 1) * DIM)
 
 
@@ -94,11 +97,11 @@ def gloo_world() -> Iterator[None]:
             dist.destroy_process_group()
 
 
-def all_fused(*, sharding_type: str = "table_wise") -> dict[str, ParameterConstraints]:
-    """Constraints that give every table a fused kernel."""
+def all_fused(tables: dict[str, int] = TABLES) -> dict[str, ParameterConstraints]:
+    """Constraints that give every table a fused kernel (table-wise)."""
     return {
-        name: ParameterConstraints(sharding_types=[sharding_type], compute_kernels=["fused"])
-        for name in TABLES
+        name: ParameterConstraints(sharding_types=["table_wise"], compute_kernels=["fused"])
+        for name in tables
     }
 
 
