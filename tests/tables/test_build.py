@@ -261,3 +261,25 @@ def test_row_wise_adagrad_state_per_row_is_one_float() -> None:
         (momentum,) = optimizer.state_dict()["groups"]["rest"]["state"][0].values()
         assert list(momentum.size()) == [10]  # one accumulator per row of the 10-row table
         assert math.isfinite(float(momentum.local_shards()[0].tensor.sum()))
+
+
+@pytest.mark.parametrize("zero_grad", ["never", "before_scheduler_step"])
+def test_the_kernels_take_the_scheduled_lr_whatever_the_order_of_the_loop(zero_grad: str) -> None:
+    """LRShim's write of a table group's lr reaches its kernel at once: a loop that never calls
+    zero_grad(), or calls it before scheduler.step(), still updates with the step's LR."""
+    cfg = config()
+    with gloo_world():
+        model = sharded_model(cfg)
+        optimizer, scheduler = build_optimizer(model, cfg)
+        for step in range(4):
+            before = local_rows(model, "user")[ROWS["user"]]
+            head = model.module.head.weight.detach().clone()[0]
+            model(fixed_batch()).sum().backward()
+            optimizer.step()
+            applied = (before - local_rows(model, "user")[ROWS["user"]]) / (BAGS * head[head_slice("user")])
+            assert applied.tolist() == pytest.approx([piecewise_lr([2], [0.1, 0.01], step)] * 4, rel=1e-4), (
+                step
+            )
+            if zero_grad == "before_scheduler_step":
+                optimizer.zero_grad()
+            scheduler.step()

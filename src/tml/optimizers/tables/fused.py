@@ -3,10 +3,10 @@
 ``DistributedModelParallel.fused_optimizer`` holds one ``EmbeddingFusedOptimizer`` per FBGEMM kernel,
 each with one unnamed param group; a table group may span several kernels (one per sharding type,
 pooling, dimension bucket), and on a rank that holds none of its tables it has none. This optimizer
-presents one param group per table group, named after it, on every rank; it writes the group's
-``lr`` into each of its kernels when it is stepped or its gradients are zeroed, which is when
-torchrec's kernels read it, so the update of a backward pass uses the LR ``LRShim`` wrote after the
-previous step (the standard loop ``zero_grad(); backward(); step(); scheduler.step()``).
+presents one param group per table group, named after it, on every rank. A write of a group's
+``lr`` (``LRShim`` writes it after every step) hands it to the group's kernels at once, and so do
+``step()`` and ``zero_grad()``: the update of a backward pass uses the LR the scheduler wrote last,
+whatever the order of the loop's calls.
 
 Its ``state_dict()`` is torch's format (``state`` by index, ``param_groups``) with each table's
 fused state (e.g. ``user.momentum1``, a ``ShardedTensor``) as the state of the table's entry, and each
@@ -49,6 +49,28 @@ class FusedTable:
         return self.kernel.params[self.key]
 
 
+class TableGroupDict(dict):  # type: ignore[type-arg]
+    """A table group's param-group dict: writing its ``lr`` (as ``LRShim`` does) hands the new LR to
+    the group's kernels at once, so the next backward pass uses it whatever the loop's order of
+    ``zero_grad()``, ``step()`` and ``scheduler.step()``."""
+
+    kernels: tuple[Any, ...] = ()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        if key == "lr":
+            push_learning_rate(self.kernels, value)
+
+
+def push_learning_rate(kernels: Sequence[Any], lr: Any) -> None:
+    """Write ``lr`` into the param group of each kernel and have the kernel take it (torchrec's
+    ``EmbeddingFusedOptimizer.zero_grad`` hands its group's LR to FBGEMM and does nothing else)."""
+    value = float(lr)
+    for kernel in kernels:
+        kernel.param_groups[0]["lr"] = value
+        kernel.zero_grad()
+
+
 def table_fingerprint(group: TableGroup) -> dict[str, Any]:
     """What the config asks of one table group (compared on every load)."""
     return {
@@ -78,15 +100,15 @@ class FusedTableOptimizer(torch.optim.Optimizer):
         param_groups = []
         members: list[list[FusedTable]] = []
         for (group, tables), lr in zip(groups, lrs, strict=True):
-            param_groups.append(
-                {
-                    "name": group.name,
-                    "lr": float(lr),
-                    "params": [table.tensor for table in tables],
-                    "algorithm": group.algorithm.key,
-                    **group.algorithm.hyperparameters(),
-                }
+            group_dict = TableGroupDict(
+                name=group.name,
+                params=[table.tensor for table in tables],
+                algorithm=group.algorithm.key,
+                **group.algorithm.hyperparameters(),
             )
+            group_dict.kernels = tuple({id(table.kernel): table.kernel for table in tables}.values())
+            group_dict["lr"] = float(lr)
+            param_groups.append(group_dict)
             members.append(list(tables))
         kernels: dict[int, Any] = {}
         for tables in members:
@@ -136,15 +158,13 @@ class FusedTableOptimizer(torch.optim.Optimizer):
         return merged
 
     def push_learning_rates(self) -> None:
-        """Write every group's ``lr`` into the param group of each of its kernels."""
-        for group, tables in zip(self.param_groups, self._members, strict=True):
-            lr = float(group["lr"])
-            for table in tables:
-                table.kernel.param_groups[0]["lr"] = lr
+        """Hand every group's ``lr`` to its kernels (also done on every write of a group's ``lr``)."""
+        for group in self.param_groups:
+            push_learning_rate(group.kernels, group["lr"])
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        """The kernels update in the backward pass; this hands them the groups' current LRs."""
+        """The kernels update in the backward pass; this hands them the groups' current LRs again."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -155,7 +175,7 @@ class FusedTableOptimizer(torch.optim.Optimizer):
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """The kernels keep no gradient; this hands them the groups' current LRs."""
+        """The kernels keep no gradient; this hands them the groups' current LRs again."""
         self.push_learning_rates()
         for kernel in self._kernels:
             kernel.zero_grad()
@@ -215,4 +235,4 @@ class FusedTableOptimizer(torch.optim.Optimizer):
         return f"FusedTableOptimizer({groups})"
 
 
-__all__ = ["FusedTable", "FusedTableOptimizer", "table_fingerprint"]
+__all__ = ["FusedTable", "FusedTableOptimizer", "TableGroupDict", "push_learning_rate", "table_fingerprint"]
