@@ -49,7 +49,7 @@ class FusedTable:
         return self.kernel.params[self.key]
 
 
-class TableGroupDict(dict):  # type: ignore[type-arg]
+class TableGroupDict(dict[str, Any]):
     """A table group's param-group dict: writing its ``lr`` (as ``LRShim`` does) hands the new LR to
     the group's kernels at once, so the next backward pass uses it whatever the loop's order of
     ``zero_grad()``, ``step()`` and ``scheduler.step()``."""
@@ -160,7 +160,7 @@ class FusedTableOptimizer(torch.optim.Optimizer):
     def push_learning_rates(self) -> None:
         """Hand every group's ``lr`` to its kernels (also done on every write of a group's ``lr``)."""
         for group in self.param_groups:
-            push_learning_rate(group.kernels, group["lr"])
+            push_learning_rate(getattr(group, "kernels", ()), group["lr"])
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
