@@ -26,16 +26,19 @@ def group_schedules(config: OptimizerConfig) -> dict[str, LearningRate]:
     """Each param group's name and schedule, in param-group order, from the config alone.
 
     The groups are the config's rules in order (``param_groups``, or recap's task towers), then the
-    group of the parameters no rule claims. Companion groups that ``build_optimizer`` derives from a
-    model (``<group>.no_weight_decay``, layer-decay groups) share their group's schedule and are not
-    listed. A group's ``lr_multiplier`` is not part of its schedule: see :func:`group_multipliers`.
+    group of the parameters no rule claims, then the table groups (``embedding_tables``). Companion
+    groups that ``build_optimizer`` derives from a model (``<group>.no_weight_decay``, layer-decay
+    groups, ``<table group>.dense`` for tables without a fused kernel) share their group's schedule and
+    are not listed. A group's ``lr_multiplier`` is not part of its schedule: see
+    :func:`group_multipliers`.
 
     Examples:
       >>> from tml.optimizers.config import SgdConfig
       >>> group_schedules(OptimizerConfig(sgd=SgdConfig(lr=0.1)))
       {'default': LearningRate(constant=0.1, ...)}
     """
-    return {spec.name: spec.schedule for spec in config.group_specs()}
+    tables = {rule.name: rule.schedule() for rule in config.embedding_tables}
+    return {**{spec.name: spec.schedule for spec in config.group_specs()}, **tables}
 
 
 def group_multipliers(config: OptimizerConfig) -> dict[str, float]:
