@@ -283,3 +283,96 @@ def test_the_kernels_take_the_scheduled_lr_whatever_the_order_of_the_loop(zero_g
             if zero_grad == "before_scheduler_step":
                 optimizer.zero_grad()
             scheduler.step()
+
+
+def test_a_sharders_fused_params_cannot_change_a_rules_kernel() -> None:
+    """torchrec merges a sharder's fused_params under each table's: the rules give every
+    hyperparameter of their kernel, so the sharder's optimizer and eps do not reach the tables."""
+    from fbgemm_gpu.split_embedding_configs import EmbOptimType
+    from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
+
+    cfg = config()
+    sharder = EmbeddingBagCollectionSharder(
+        fused_params={"optimizer": EmbOptimType.EXACT_ADAGRAD, "eps": 0.3, "learning_rate": 9.0}
+    )
+    with gloo_world():
+        torch.manual_seed(0)
+        model = TableModel()
+        apply_table_rules(model, cfg)
+        sharded = shard(model, all_fused(), sharders=[sharder])
+        build_optimizer(sharded, cfg)  # every kernel checked against its rule
+        kernels = {
+            table: kernel._emb_module
+            for kernel in _kernels_of(sharded)
+            for table in kernel._emb_module.table_names
+        }
+        assert {table: str(module.optimizer) for table, module in kernels.items()} == {
+            "user": "exact_sgd",
+            "item": "exact_sgd",
+            "small": "exact_row_wise_adagrad",
+        }
+        assert kernels["small"].optimizer_args.eps == pytest.approx(1.0e-8)
+
+
+def _kernels_of(model: Any) -> list[Any]:
+    found = []
+    stack = [model.fused_optimizer]
+    while stack:
+        optimizer = stack.pop()
+        if hasattr(optimizer, "_emb_module"):
+            found.append(optimizer)
+        else:
+            stack.extend(child for _, child in getattr(optimizer, "optimizers", []))
+    return found
+
+
+def test_an_embedding_collection_is_found_and_scheduled() -> None:
+    import torchrec
+    from torchrec.distributed.embedding import EmbeddingCollectionSharder
+
+    class Sequences(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ec = torchrec.EmbeddingCollection(
+                tables=[
+                    torchrec.EmbeddingConfig(
+                        name="tokens", embedding_dim=4, num_embeddings=500, feature_names=["t"]
+                    )
+                ],
+                device=torch.device("meta"),
+            )
+            self.head = torch.nn.Linear(4, 1)
+
+        def forward(self, features: Any) -> torch.Tensor:
+            return self.head(self.ec(features)["t"].values())
+
+    cfg = config(
+        {
+            "adam": {"lr": 0.001},
+            "embedding_tables": [{"name": "tokens", "tables": ["tok*"], "exact_sgd": {"lr": 0.3}}],
+        }
+    )
+    with gloo_world():
+        torch.manual_seed(0)
+        model = Sequences()
+        (group,) = apply_table_rules(model, cfg)
+        assert [table.parameter_name for table in group.tables] == ["ec.embeddings.tokens.weight"]
+        from torchrec.distributed.planner import ParameterConstraints
+
+        constraints = {
+            "tokens": ParameterConstraints(sharding_types=["table_wise"], compute_kernels=["fused"])
+        }
+        sharded = shard(model, constraints, sharders=[EmbeddingCollectionSharder()])
+        optimizer, _ = build_optimizer(sharded, cfg)
+        assert [group["name"] for group in optimizer.param_groups] == ["default", "tokens"]
+        weight = sharded.state_dict()["ec.embeddings.tokens.weight"].local_shards()[0].tensor
+        before = weight[7].clone()
+        head = sharded.module.head.weight.detach().clone()[0]
+        features = torchrec.KeyedJaggedTensor.from_lengths_sync(
+            keys=["t"], values=torch.tensor([7, 7, 7]), lengths=torch.tensor([3])
+        )
+        optimizer.zero_grad()
+        sharded(features).sum().backward()
+        optimizer.step()
+        # three positions look up row 7: its gradient is 3 * head.weight
+        torch.testing.assert_close(weight[7], before - 0.3 * 3 * head, rtol=1e-5, atol=1e-7)
