@@ -103,3 +103,10 @@ def test_the_optimizer_state_dict_round_trips_in_one_process() -> None:
             if hasattr(value, "local_shards"):
                 value, other = value.local_shards()[0].tensor, other.local_shards()[0].tensor
             assert torch.equal(value, other), key
+
+
+def test_a_flat_dense_group_is_refused_by_table_checkpoints(tmp_path: Path) -> None:
+    with gloo_world():
+        model, optimizer, scheduler = build({**CONFIG, "adam": {"lr": 0.01, "flatten": True}})
+        with pytest.raises(ValueError, match=r"do not take flat groups \('default': flatten true\)"):
+            save_table_checkpoint(tmp_path, model, optimizer, scheduler)

@@ -28,6 +28,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 
 from tml.optimizers.runtime.combined import CombinedOptimizer
+from tml.optimizers.runtime.flat import FlatOptimizer
 from tml.optimizers.runtime.lr_shim import LRShim
 from tml.optimizers.runtime.resume import (
     compare_records,
@@ -61,9 +62,19 @@ def group_records(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """The optimizer's per-parameter state, by group name then parameter name (the live tensors);
-    groups and parameters without state left out."""
+    groups and parameters without state left out.
+
+    Raises:
+      ValueError: a group is flat (``flatten: true``): its state lives in flat buffers, which this
+        checkpoint does not take yet.
+    """
     state: dict[str, Any] = {}
     for child in _children(optimizer):
+        if isinstance(child, FlatOptimizer):
+            names = ", ".join(repr(group["name"]) for group in child.param_groups)
+            raise ValueError(
+                f"table checkpoints do not take flat groups ({names}: flatten true); set flatten: false"
+            )
         if isinstance(child, FusedTableOptimizer):
             for group in child.param_groups:
                 state[group["name"]] = {
