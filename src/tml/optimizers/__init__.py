@@ -38,6 +38,7 @@ from tml.optimizers.runtime.combined import CombinedOptimizer
 from tml.optimizers.runtime.lr_shim import LRShim
 from tml.optimizers.runtime.resume import ResumeError, ResumePolicy, ResumeWarning, load_optimizer_state
 from tml.optimizers.schedules import compile_schedule, compute_lr
+from tml.optimizers.tables import TableRuleConfig, apply_table_rules
 
 __all__ = [
     "AdadeltaConfig",
@@ -72,6 +73,8 @@ __all__ = [
     "SGDConfig",
     "SgdConfig",
     "SparseAdamConfig",
+    "TableRuleConfig",
+    "apply_table_rules",
     "assign_param_groups",
     "build_optimizer",
     "compile_schedule",

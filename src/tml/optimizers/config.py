@@ -59,6 +59,7 @@ from tml.optimizers.schedules import (
     WarmupStableDecay,
 )
 from tml.optimizers.schedules.plateau import ReduceOnPlateau
+from tml.optimizers.tables.rules import TableRuleConfig, check_table_rules
 
 _AT_MOST_ONE_SCHEDULE: dict[str, Any] = {"at_most_one_of": "schedule"}
 
@@ -122,6 +123,13 @@ class OptimizerConfig(AlgorithmChoice):
         description="Ordered rules; the first that matches a parameter claims it. Parameters no rule "
         "claims form the group 'default'.",
     )
+    embedding_tables: list[TableRuleConfig] = pydantic.Field(
+        default_factory=list,
+        description="Ordered rules for torchrec's embedding tables, trained by FBGEMM's fused kernels "
+        "inside the backward pass; the first rule whose patterns match a table's name claims it, and "
+        "every table of the model must be claimed. Each rule's tables form a table group, scheduled "
+        "and checkpointed by its name (see tml.optimizers.tables).",
+    )
     schedule_position: SchedulePosition = pydantic.Field(
         "scheduler_steps",
         description="'scheduler_steps': the schedule's step is the number of scheduler.step() calls "
@@ -150,7 +158,7 @@ class OptimizerConfig(AlgorithmChoice):
 
     _groups: tuple[GroupSpec, ...] = pydantic.PrivateAttr(default=())
 
-    @pydantic.field_validator("exclude_from_weight_decay", "param_groups", mode="before")
+    @pydantic.field_validator("exclude_from_weight_decay", "param_groups", "embedding_tables", mode="before")
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         # Configs in the original's style write unused keys as null.
@@ -161,6 +169,7 @@ class OptimizerConfig(AlgorithmChoice):
         self._groups = resolve_groups(self)
         if self.shard_optimizer_state:
             _check_shardable(self)
+        check_table_rules(self.embedding_tables, [spec.name for spec in self._groups], type(self).__name__)
         return self
 
     def algorithm(self) -> OptimizerAlgorithmConfig:
@@ -296,6 +305,7 @@ __all__ = [
     "SequencePhase",
     "SgdConfig",
     "SparseAdamConfig",
+    "TableRuleConfig",
     "WarmupStableDecay",
     "get_optimizer_algorithm_config",
     "list_optimizers",

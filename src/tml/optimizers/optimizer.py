@@ -10,11 +10,13 @@ import torch
 
 from tml.optimizers.config import OptimizerConfig
 from tml.optimizers.distributed.zero import build_zero_optimizer_from_plan
+from tml.optimizers.groups.assign import check_arguments
 from tml.optimizers.groups.rules import DEFAULT_GROUP
 from tml.optimizers.plan import plan_optimizer
 from tml.optimizers.runtime.build import build_from_plan
 from tml.optimizers.runtime.lr_shim import LRShim
 from tml.optimizers.schedules import compute_lr
+from tml.optimizers.tables.build import build_table_optimizer, needs_table_build
 
 __all__ = ["DEFAULT_GROUP", "LRShim", "build_optimizer", "compute_lr", "get_optimizer_class"]
 
@@ -58,6 +60,11 @@ def build_optimizer(
     ``LRShim`` is built (with ``tensor_lr``, ``auto`` never picks ``foreach`` for Adam/AdamW,
     where torch refuses a tensor lr).
 
+    On a torchrec ``DistributedModelParallel`` (after ``apply_table_rules(model, config)`` on the
+    unsharded model, when the config has ``embedding_tables``), the result also holds the model's
+    fused table optimizer, one param group per table group, named after it; see
+    ``tml.optimizers.tables.build``.
+
     Call ``optimizer.step()`` then ``scheduler.step()`` once per training step.
 
     Raises:
@@ -65,6 +72,14 @@ def build_optimizer(
       FlattenError: a group with ``flatten`` holds parameters flat buffers cannot take (sparse
         gradients, DTensor / FSDP parameters, non-float dtypes); the message names the group and why.
     """
+    check_arguments(model, optimizer_config)
+    if needs_table_build(model, optimizer_config):  # torchrec: see tml.optimizers.tables.build
+        if optimizer_config.shard_optimizer_state:
+            raise ValueError(
+                "shard_optimizer_state (ZeRO-1) is not available for a torchrec model: "
+                "DistributedModelParallel shards the tables, and its dense part is replicated by DDP"
+            )
+        return build_table_optimizer(model, optimizer_config)
     plan = plan_optimizer(model, optimizer_config)
     if optimizer_config.shard_optimizer_state:  # ZeRO-1: see tml.optimizers.distributed.zero
         return build_zero_optimizer_from_plan(plan)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import torch
@@ -72,11 +73,14 @@ class OptimizerPlan:
         }
 
 
-def plan_optimizer(model: torch.nn.Module, config: OptimizerConfig) -> OptimizerPlan:
+def plan_optimizer(
+    model: torch.nn.Module, config: OptimizerConfig, *, leave_out: Collection[str] = ()
+) -> OptimizerPlan:
     """The plan of ``build_optimizer(model, config)``: groups, torch classes and keyword arguments.
 
     Groups that share a torch class and ``flatten`` share one optimizer (torch optimizers read every
-    hyperparameter from the group), in the order their first group comes.
+    hyperparameter from the group), in the order their first group comes. Parameters named in
+    ``leave_out`` are not planned (see ``assign_param_groups``).
 
     Raises:
       ValueError: the model has no trainable parameter, or does not fit the config's rules (see
@@ -91,16 +95,22 @@ def plan_optimizer(model: torch.nn.Module, config: OptimizerConfig) -> Optimizer
       ...  for planned in plan.optimizers]
       [('SGD', ['head']), ('Adam', ['default'])]
     """
-    groups = assign_param_groups(model, config)
-    by_key: dict[object, list[ParamGroup]] = {}
-    for group in groups:
-        by_key.setdefault((group.algorithm.group_key(), group.algorithm.flatten), []).append(group)
+    groups = assign_param_groups(model, config, leave_out=leave_out)
     return OptimizerPlan(
-        optimizers=tuple(_plan_one(members) for members in by_key.values()),
+        optimizers=plan_torch_optimizers(groups),
         groups=tuple(groups),
         schedule_position=config.schedule_position,
         resume_policy=config.resume,
     )
+
+
+def plan_torch_optimizers(groups: Sequence[ParamGroup]) -> tuple[PlannedOptimizer, ...]:
+    """The torch optimizers that hold ``groups``: one per torch class and ``flatten``, in the order
+    their first group comes."""
+    by_key: dict[object, list[ParamGroup]] = {}
+    for group in groups:
+        by_key.setdefault((group.algorithm.group_key(), group.algorithm.flatten), []).append(group)
+    return tuple(_plan_one(members) for members in by_key.values())
 
 
 def _plan_one(groups: list[ParamGroup]) -> PlannedOptimizer:
@@ -153,4 +163,10 @@ def _placeholder_lr(optimizer_class: type[torch.optim.Optimizer]) -> float:
     return 1e-3
 
 
-__all__ = ["OptimizerPlan", "PlannedOptimizer", "group_implementation_kwargs", "plan_optimizer"]
+__all__ = [
+    "OptimizerPlan",
+    "PlannedOptimizer",
+    "group_implementation_kwargs",
+    "plan_optimizer",
+    "plan_torch_optimizers",
+]

@@ -24,27 +24,33 @@ from tml.optimizers.cli.errors import UsageError
 from tml.optimizers.config import LearningRate, OptimizerConfig
 from tml.optimizers.groups.assign import NO_WEIGHT_DECAY_SUFFIX
 from tml.optimizers.groups.rules import DEFAULT_GROUP
+from tml.optimizers.tables.algorithms import TableAlgorithmConfig
 
 
 def group_schedules(config: OptimizerConfig) -> dict[str, LearningRate]:
     """Each param group's name and schedule, in param-group order, from the config alone.
 
     The groups are the config's rules in order (``param_groups``, or recap's task towers), then the
-    group of the parameters no rule claims. Companion groups that ``build_optimizer`` derives from a
-    model (``<group>.no_weight_decay``, layer-decay groups) share their group's schedule and are not
-    listed. A group's ``lr_multiplier`` is not part of its schedule: see :func:`group_multipliers`.
+    group of the parameters no rule claims, then the table groups (``embedding_tables``). Companion
+    groups that ``build_optimizer`` derives from a model (``<group>.no_weight_decay``, layer-decay
+    groups, ``<table group>.dense`` for tables without a fused kernel) share their group's schedule and
+    are not listed. A group's ``lr_multiplier`` is not part of its schedule: see
+    :func:`group_multipliers`.
 
     Examples:
       >>> from tml.optimizers.config import SgdConfig
       >>> group_schedules(OptimizerConfig(sgd=SgdConfig(lr=0.1)))
       {'default': LearningRate(constant=0.1, ...)}
     """
-    return {spec.name: spec.schedule for spec in config.group_specs()}
+    tables = {rule.name: rule.schedule() for rule in config.embedding_tables}
+    return {**{spec.name: spec.schedule for spec in config.group_specs()}, **tables}
 
 
 def group_multipliers(config: OptimizerConfig) -> dict[str, float]:
-    """Each param group's ``lr_multiplier``: its learning rate is the multiplier times its schedule."""
-    return {spec.name: spec.lr_multiplier for spec in config.group_specs()}
+    """Each param group's ``lr_multiplier``: its learning rate is the multiplier times its schedule
+    (1 for the table groups)."""
+    tables = {rule.name: 1.0 for rule in config.embedding_tables}
+    return {**{spec.name: spec.lr_multiplier for spec in config.group_specs()}, **tables}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +62,7 @@ class RuleRow:
     """The name of the group the row makes."""
     parameters: str
     """Which parameters: the rule's patterns, or in words for the unclaimed and companion groups."""
-    algorithm: OptimizerAlgorithmConfig
+    algorithm: OptimizerAlgorithmConfig | TableAlgorithmConfig
     weight_decay: float | None
     """``None`` for an algorithm without weight decay."""
     lr_multiplier: float
@@ -73,7 +79,8 @@ UNCLAIMED = "parameters no rule claims"
 
 def rule_rows(config: OptimizerConfig) -> list[RuleRow]:
     """The config's param-group rules in order, then the group of unclaimed parameters, each followed
-    by its ``<group>.no_weight_decay`` companion when it excludes parameters from weight decay.
+    by its ``<group>.no_weight_decay`` companion when it excludes parameters from weight decay, then
+    the table rules (``embedding_tables``).
 
     The rows are what the config says without a model; ``describe_param_groups`` (``tml-optim
     groups --model``) gives the groups built for one, with ``layer_decay``'s ``.layer_<l>`` splits.
@@ -118,6 +125,20 @@ def rule_rows(config: OptimizerConfig) -> list[RuleRow]:
                     made_for_any_model=False,
                 )
             )
+    for rule in config.embedding_tables:
+        table_algorithm = rule.algorithm()
+        weight_decay = getattr(table_algorithm, "weight_decay", None)
+        rows.append(
+            RuleRow(
+                group=rule.name,
+                parameters="tables: " + ", ".join(rule.tables),
+                algorithm=table_algorithm,
+                weight_decay=None if weight_decay is None else float(weight_decay),
+                lr_multiplier=1.0,
+                schedule=rule.schedule(),
+                made_for_any_model=True,
+            )
+        )
     return rows
 
 

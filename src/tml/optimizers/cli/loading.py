@@ -22,6 +22,7 @@ from tml.core.config import ConfigError, ConfigIssue, YamlDocument
 from tml.core.config.suggestions import with_hints
 from tml.core.config.yaml_document import MAX_FILE_BYTES
 from tml.optimizers.cli.errors import UsageError
+from tml.optimizers.cli.groups import group_multipliers, group_schedules
 from tml.optimizers.config import LearningRate, OptimizerConfig
 
 AUTO_KEY = "optimizer"
@@ -70,12 +71,8 @@ def load_curves(path: str | Path, key: str | None = None) -> Curves:
     loaded = load_config_or_schedules(path, key)
     if isinstance(loaded, LoadedSchedules):
         return Curves(loaded.file, loaded.schedules, {}, "schedule")
-    specs = loaded.config.group_specs()
     return Curves(
-        loaded.file,
-        {spec.name: spec.schedule for spec in specs},
-        {spec.name: spec.lr_multiplier for spec in specs},
-        "param group",
+        loaded.file, group_schedules(loaded.config), group_multipliers(loaded.config), "param group"
     )
 
 

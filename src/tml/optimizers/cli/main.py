@@ -459,7 +459,7 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
     rows = rule_rows(loaded.config)
     table = Table(
         title="param-group rules, in order (the first that matches a parameter claims it), then the "
-        "parameters no rule claims",
+        "parameters no rule claims" + (", then the table rules" if loaded.config.embedding_tables else ""),
         title_justify="left",
     )
     columns = ("group", "parameters", "algorithm", "weight decay", "× LR", "schedule", "peak LR")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import torch
 
@@ -116,11 +116,14 @@ def _is_excluded(entries: Sequence[str], name: str, parameter: torch.Tensor, nor
     return False
 
 
-def assign_param_groups(model: torch.nn.Module, config: OptimizerConfig) -> list[ParamGroup]:
+def assign_param_groups(
+    model: torch.nn.Module, config: OptimizerConfig, *, leave_out: Collection[str] = ()
+) -> list[ParamGroup]:
     """Split ``model``'s trainable parameters into the param groups ``config`` describes, in order.
 
     Rule groups come in rule order, the group of unclaimed parameters last; each group is followed
-    by its companion without weight decay, and split per layer with layer decay.
+    by its companion without weight decay, and split per layer with layer decay. Parameters named in
+    ``leave_out`` are not seen at all (the embedding tables that fused kernels train).
 
     Raises:
       ValueError: a rule matches no parameter name; two exclusive rules (recap's towers) match one
@@ -129,6 +132,9 @@ def assign_param_groups(model: torch.nn.Module, config: OptimizerConfig) -> list
     """
     check_arguments(model, config)
     named = named_parameters(model)
+    if leave_out:
+        left_out = set(leave_out)
+        named = [(name, parameter) for name, parameter in named if name not in left_out]
     names = [name for name, _ in named]
     trainable = [parameter.requires_grad for _, parameter in named]
     if not any(trainable):

@@ -3,8 +3,9 @@
 Every parameter gets its name in the unwrapped model (:func:`named_parameters`): DDP's and
 DataParallel's ``module.`` is left out where its parent is such a wrapper (by type, so a submodule of
 the user's called ``module`` keeps its name), and ``torch.compile``'s ``_orig_mod.``, FSDP1's
-``_fsdp_wrapped_module.`` and activation checkpointing's ``_checkpoint_wrapped_module.`` wherever
-they occur. Normalization modules are found here too, for ``exclude_from_weight_decay: [norm]``.
+``_fsdp_wrapped_module.``, activation checkpointing's ``_checkpoint_wrapped_module.`` and torchrec's
+``DistributedModelParallel``'s ``_dmp_wrapped_module.`` wherever they occur. Normalization modules
+are found here too, for ``exclude_from_weight_decay: [norm]``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Sequence
 
 import torch
 
-TRANSPARENT_ATTRIBUTES = frozenset({"_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"})
+TRANSPARENT_ATTRIBUTES = frozenset(
+    {"_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module", "_dmp_wrapped_module"}
+)
 """Attribute names of wrapper modules, left out of parameter names wherever they occur."""
 
 NORM_TYPES: tuple[type[torch.nn.Module], ...] = (

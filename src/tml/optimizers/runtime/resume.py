@@ -222,6 +222,11 @@ _SCHEDULES: contextvars.ContextVar[bool] = contextvars.ContextVar("tml_resume_sc
 _REPORT: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("tml_resume_report", default=None)
 
 
+def schedules_compared() -> bool:
+    """Whether the load under way compares schedules (not when it restarts the schedule)."""
+    return _SCHEDULES.get()
+
+
 def effective_policy(default: str) -> str:
     """The policy of the load under way: the one :func:`resume_policy` set, else ``default``."""
     return _POLICY.get() or default
@@ -404,5 +409,6 @@ __all__ = [
     "report_changes",
     "resume_policy",
     "saved_records",
+    "schedules_compared",
     "without_schedules",
 ]
