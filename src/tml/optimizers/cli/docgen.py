@@ -27,6 +27,7 @@ from tml.core.config import BaseConfig
 from tml.core.config.types import models_in
 from tml.optimizers.cli.schema import optimizer_schema
 from tml.optimizers.config import OptimizerConfig
+from tml.optimizers.fields import RUN_LENGTH
 
 CONFIG_DOC = Path("docs/config.md")
 SCHEMA_FILE = Path("docs/optimizer.schema.json")
@@ -167,7 +168,10 @@ def type_text(annotation: Any, metadata: list[Any] | None = None) -> str:
         return f"[{annotation.__name__}](#{annotation.__name__.lower()})"
     names = {int: "integer", float: "number", str: "string", bool: "boolean"}
     base = names.get(annotation, getattr(annotation, "__name__", str(annotation)))
-    return " ".join([base, ", ".join(_constraint_texts(constraints))]).strip()
+    text = " ".join([base, ", ".join(_constraint_texts(constraints))]).strip()
+    if RUN_LENGTH in constraints:  # also a length relative to the run
+        text += " or `'<p>%'` of total_steps or `'<e>ep'` epochs"
+    return text
 
 
 def _constraint_texts(constraints: list[Any]) -> list[str]:

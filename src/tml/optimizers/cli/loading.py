@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pydantic
+
 from tml.core.config import ConfigError, ConfigIssue, YamlDocument
 from tml.core.config.yaml_document import MAX_FILE_BYTES
 from tml.optimizers.cli.errors import UsageError
@@ -93,20 +95,45 @@ def find_key(document: YamlDocument) -> str | None:
     )
 
 
-def load_optimizer_config(path: str | Path, key: str | None = None) -> LoadedConfig:
+def load_optimizer_config(
+    path: str | Path,
+    key: str | None = None,
+    *,
+    total_steps: int | None = None,
+    steps_per_epoch: int | None = None,
+    require_run: bool = False,
+) -> LoadedConfig:
     """Read and validate the optimizer config of a YAML file (``-``: standard input).
 
+    ``total_steps`` / ``steps_per_epoch`` (``--total-steps``, ``--steps-per-epoch``) give the run
+    that the schedules' relative lengths are resolved with (``OptimizerConfig.for_run``); with
+    ``require_run``, a relative length that they and the config leave unresolved is an error.
+
     Raises:
-      UsageError: the file does not exist, or the key is ambiguous.
+      UsageError: the file does not exist, the key is ambiguous, or ``total_steps`` /
+        ``steps_per_epoch`` differs from the config's.
       ConfigError: the YAML is invalid; ``ConfigFileError`` (a ``ConfigError``): the config is
         invalid. Either lists every issue, with file, line and column.
     """
     document = read_stdin() if str(path) == "-" else read_document(path)
     chosen = key if key is not None else find_key(document)
     try:
-        return LoadedConfig(document.to_config(OptimizerConfig, chosen), document.file, chosen)
+        config = document.to_config(OptimizerConfig, chosen)
     except ConfigError as error:
         raise ConfigFileError(error.issues, error.title, chosen) from None
+    try:
+        config = config.for_run(total_steps, steps_per_epoch)
+        if require_run:
+            config.require_run()
+    except pydantic.ValidationError as error:
+        prefix = tuple(chosen.split(".")) if chosen else ()
+        issues = ConfigError.from_validation_error(
+            error, prefix=prefix, positions=document.positions, title=f"invalid config in {document.file}"
+        )
+        raise ConfigFileError(issues.issues, issues.title, chosen) from None
+    except ValueError as error:
+        raise UsageError(f"{document.file}: {error}") from None
+    return LoadedConfig(config, document.file, chosen)
 
 
 def _looks_like_optimizer_config(data: Mapping[Any, Any]) -> bool:

@@ -126,7 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="dotted key of the optimizer config in the file (model.optimizer); default: the document "
         "itself, or the key named 'optimizer'",
     )
-    config_options = argparse.ArgumentParser(add_help=False, parents=[key_option])
+    run_options = argparse.ArgumentParser(add_help=False)
+    run_options.add_argument(
+        "--total-steps",
+        type=_positive,
+        help="the run's total_steps, for schedule lengths written as a percentage ('2%%'); an error if "
+        "the config sets another",
+    )
+    run_options.add_argument(
+        "--steps-per-epoch", type=_positive, help="steps per epoch, for schedule lengths in epochs ('3ep')"
+    )
+    loading_options = argparse.ArgumentParser(add_help=False, parents=[key_option, run_options])
+    config_options = argparse.ArgumentParser(add_help=False, parents=[loading_options])
     config_options.add_argument("config", metavar="CONFIG", help="a YAML file holding an optimizer config")
 
     parser = argparse.ArgumentParser(
@@ -141,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {_version()}")
     parser.set_defaults(debug=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_validate(commands, common, key_option)
+    _add_validate(commands, common, loading_options)
     _add_show(commands, common, config_options)
     _add_plot(commands, common, config_options)
     _add_groups(commands, common, config_options)
@@ -378,7 +389,7 @@ def run_validate(arguments: argparse.Namespace, console: Console) -> int:
     with imports:  # an untrusted file's custom class is not imported (its code would run)
         for config in arguments.configs:
             try:
-                loaded = load_optimizer_config(config, arguments.key)
+                loaded = _load(arguments, config)
             except (ConfigError, UsageError) as error:
                 if arguments.debug:
                     raise
@@ -433,6 +444,9 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
     except ValueError:  # custom, validated without importing it
         torch_class = f"{getattr(algorithm, 'class_path', '?')}, not imported"
     console.print(f"algorithm: {loaded.config.chosen('optimizer')[0]} ({torch_class}) {settings}")
+    if not all(spec.resolved for spec in loaded.config.group_specs()):
+        _print_run_lengths(loaded, console)  # the schedules are resolved (and checked) at build
+        return
     schedules = group_schedules(loaded.config)
     multipliers = group_multipliers(loaded.config)
     end = max((max(summary.schedule_facts(s).milestones, default=0) for s in schedules.values()), default=0)
@@ -452,11 +466,40 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
             ", ".join(map(str, facts.milestones)) or "none",
         )
     console.print(table)
+    _print_run_lengths(loaded, console)
+
+
+def _load(
+    arguments: argparse.Namespace, path: str, *, require_run: bool = False, total_steps: int | None = None
+) -> LoadedConfig:
+    """The config of ``path`` at ``--key``, with the run of ``--total-steps`` (or ``total_steps``) and
+    ``--steps-per-epoch``."""
+    return load_optimizer_config(
+        path,
+        arguments.key,
+        total_steps=total_steps or arguments.total_steps,
+        steps_per_epoch=arguments.steps_per_epoch,
+        require_run=require_run,
+    )
+
+
+def _print_run_lengths(loaded: LoadedConfig, console: Console) -> None:
+    """The schedule lengths written relative to the run, each with the steps it resolves to."""
+    lengths = loaded.config.run_lengths()
+    if not lengths:
+        return
+    run = ", ".join(
+        f"{name} {value}" for name, value in vars(loaded.config.run()).items() if value is not None
+    )
+    console.print(f"schedule lengths relative to the run ({run or 'no run given'}):")
+    for path, written, steps in lengths:
+        resolved = f"{steps} steps" if steps is not None else "resolved at build (give --total-steps)"
+        console.print(f"  {path}: {written!r} → {resolved}")
 
 
 def run_show(arguments: argparse.Namespace, console: Console) -> int:
     with without_class_imports():  # the schedules need no class: an untrusted file runs no code
-        loaded = load_optimizer_config(arguments.config, arguments.key)
+        loaded = _load(arguments, arguments.config, require_run=True)
     schedules = group_schedules(loaded.config)
     if arguments.at is not None:
         steps = sorted(set(arguments.at))
@@ -475,6 +518,7 @@ def run_show(arguments: argparse.Namespace, console: Console) -> int:
         marks = ", ".join(name for name, steps_of in boundaries.items() if step in steps_of)
         table.add_row(str(step), *(summary.format_lr(values[name][index]) for name in schedules), marks)
     console.print(table)
+    _print_run_lengths(loaded, console)
     return EXIT_OK
 
 
@@ -484,7 +528,7 @@ def run_plot(arguments: argparse.Namespace, console: Console) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     with without_class_imports():
-        loaded = load_optimizer_config(arguments.config, arguments.key)
+        loaded = _load(arguments, arguments.config, require_run=True)
     schedules = group_schedules(loaded.config)
     end = arguments.steps if arguments.steps is not None else summary.default_end(schedules.values())
     path = plot_schedules(
@@ -497,11 +541,12 @@ def run_plot(arguments: argparse.Namespace, console: Console) -> int:
         multipliers=group_multipliers(loaded.config),
     )
     console.print(f"wrote {path} (steps 0 to {end}, {len(schedules)} group(s))")
+    _print_run_lengths(loaded, console)
     return EXIT_OK
 
 
 def run_groups(arguments: argparse.Namespace, console: Console) -> int:
-    loaded = load_optimizer_config(arguments.config, arguments.key)
+    loaded = _load(arguments, arguments.config, require_run=True)
     model = load_model(arguments.model, arguments.model_arg)
     try:
         described = describe_param_groups(model, loaded.config)
@@ -603,7 +648,12 @@ def run_train(arguments: argparse.Namespace, console: Console) -> int:
 
     if launched_ranks().rank != 0:  # under torchrun, rank 0 alone prints progress and results
         console = Console(quiet=True)
-    loaded = load_optimizer_config(arguments.config, arguments.key)
+    loaded = _load(arguments, arguments.config)
+    if loaded.config.total_steps is None and any(
+        text.endswith("%") for _, text, _ in loaded.config.run_lengths()
+    ):
+        # Relative lengths and no total_steps: the run is --steps long.
+        loaded = _load(arguments, arguments.config, require_run=True, total_steps=arguments.steps)
     checkpoint_dir = arguments.checkpoint_dir or Path("runs") / Path(arguments.config).stem
     options = TrainOptions(
         steps=arguments.steps,

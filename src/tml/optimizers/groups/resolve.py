@@ -17,10 +17,18 @@ import pydantic
 
 from tml.core.config import located_error, raise_at, relocate
 from tml.optimizers.algorithms import OptimizerAlgorithmConfig
-from tml.optimizers.fields import MAX_SCHEDULE_STEP
+from tml.optimizers.fields import MAX_SCHEDULE_STEP, relative_lengths
 from tml.optimizers.groups.recap import BACKBONE_GROUP, SINGLE_TASK_GROUP, tower_pattern
 from tml.optimizers.groups.rules import DEFAULT_GROUP, ParamGroupConfig
-from tml.optimizers.schedules import LearningRate, compute_lr, schedule_bounds, schedule_milestones
+from tml.optimizers.schedules import (
+    LearningRate,
+    Run,
+    can_resolve,
+    compute_lr,
+    resolve_schedule,
+    schedule_bounds,
+    schedule_milestones,
+)
 
 if TYPE_CHECKING:
     from tml.optimizers.config import OptimizerConfig
@@ -42,12 +50,17 @@ class GroupSpec:
     patterns: tuple[str, ...]
     algorithm: OptimizerAlgorithmConfig
     schedule: LearningRate
+    """The schedule as it trains: its lengths relative to the run resolved to steps, when the run is
+    known (see :attr:`resolved`)."""
     lr_multiplier: float = 1.0
     exclude_from_weight_decay: tuple[str, ...] = ()
     path: str = ""
     """Where the rule stands in the config, for messages (``param_groups[2] 'towers'``)."""
     exclusive: bool = False
     """A parameter that this rule and another exclusive rule both match is an error (recap's towers)."""
+    resolved: bool = True
+    """False when the schedule has lengths relative to the run that the config's ``total_steps`` /
+    ``steps_per_epoch`` do not resolve: it is resolved (and checked) when the optimizer is built."""
 
 
 def as_schedule(lr: float | LearningRate) -> LearningRate:
@@ -135,9 +148,29 @@ def resolve_groups(config: OptimizerConfig) -> tuple[GroupSpec, ...]:
         exclude_from_weight_decay=tuple(config.exclude_from_weight_decay),
         path=f"the group of unclaimed parameters ({default_group_name(config)!r})",
     )
-    specs = (*rules, unclaimed)
+    specs = tuple(
+        _resolved(config, index, spec, len(rules), title) for index, spec in enumerate((*rules, unclaimed))
+    )
     _check_finite_learning_rates(config, specs, title)
     return specs
+
+
+def config_run(config: OptimizerConfig) -> Run:
+    """The run the config's relative lengths are relative to: its ``total_steps`` and ``steps_per_epoch``."""
+    return Run(config.total_steps, config.steps_per_epoch)
+
+
+def _resolved(config: OptimizerConfig, index: int, spec: GroupSpec, rule_count: int, title: str) -> GroupSpec:
+    """``spec`` with its schedule's relative lengths resolved (checked at the schedule's config path),
+    or marked unresolved when the config does not give the run."""
+    if not relative_lengths(spec.schedule):
+        return spec
+    run = config_run(config)
+    if not can_resolve(spec.schedule, run):
+        return dataclasses.replace(spec, resolved=False)
+    path = _schedule_path(config, index) if index < rule_count else _default_schedule_path(config)
+    schedule = resolve_schedule(spec.schedule, run.total_steps, run.steps_per_epoch, title=title, path=path)
+    return dataclasses.replace(spec, schedule=schedule)
 
 
 def _default_schedule_path(config: OptimizerConfig) -> tuple[str | int, ...]:
@@ -175,6 +208,8 @@ def _check_finite_learning_rates(config: OptimizerConfig, specs: tuple[GroupSpec
     with ``div_factor: 1.0e-309`` peaks at inf, ``lr: 1.0e300`` with ``lr_multiplier: 1.0e10`` is inf.
     """
     for index, spec in enumerate(specs):
+        if not spec.resolved:  # checked once the run is known, when the optimizer is built
+            continue
         is_rule = index < len(specs) - 1
         schedule_path = _schedule_path(config, index) if is_rule else _default_schedule_path(config)
         try:
@@ -221,7 +256,7 @@ def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
             algorithm.model_dump(mode="json", exclude_none=True),
         )
     if config.learning_rate is not None:
-        _check_unused_lr(algorithm.lr, config.learning_rate, (key, "lr"), "learning_rate", title)
+        _check_unused_lr(config, algorithm.lr, config.learning_rate, (key, "lr"), "learning_rate", title)
     if algorithm.lr is None and not given:
         raise_at(
             title,
@@ -232,7 +267,12 @@ def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
 
 
 def _check_unused_lr(
-    lr: object, schedule: LearningRate, path: tuple[str | int, ...], schedule_key: str, title: str
+    config: OptimizerConfig,
+    lr: object,
+    schedule: LearningRate,
+    path: tuple[str | int, ...],
+    schedule_key: str,
+    title: str,
 ) -> None:
     """A number ``lr`` beside a schedule is not used: it must be the schedule's greatest value.
 
@@ -243,6 +283,14 @@ def _check_unused_lr(
     """
     if not isinstance(lr, (int, float)) or isinstance(lr, bool):
         return
+    if relative_lengths(schedule):  # its peak may depend on its lengths: checked once resolved
+        run = config_run(config)
+        if not can_resolve(schedule, run):
+            return
+        schedule_path = ("learning_rate",) if path[0] != "param_groups" else (*path[:2], "learning_rate")
+        schedule = resolve_schedule(
+            schedule, run.total_steps, run.steps_per_epoch, title=title, path=schedule_path
+        )
     try:
         peak = schedule_bounds(schedule)[1]
     except (OverflowError, ZeroDivisionError):
@@ -291,6 +339,7 @@ def _resolve_rule(config: OptimizerConfig, index: int, group: ParamGroupConfig) 
         algorithm = default
     if group.learning_rate is not None and own is not None:
         _check_unused_lr(
+            config,
             own[1].lr,
             group.learning_rate,
             ("param_groups", index, own[0], "lr"),
@@ -356,6 +405,7 @@ __all__ = [
     "RECAP_KEYS",
     "GroupSpec",
     "as_schedule",
+    "config_run",
     "default_group_name",
     "default_schedule",
     "resolve_groups",
