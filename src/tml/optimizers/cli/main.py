@@ -30,7 +30,7 @@ except ModuleNotFoundError as missing:  # installed without the cli extra
 
 from tml.core.config import ConfigError
 from tml.optimizers.algorithms.custom import without_class_imports
-from tml.optimizers.cli import catalog, summary
+from tml.optimizers.cli import catalog, horizon, summary
 from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError, UsageError
 from tml.optimizers.cli.groups import group_multipliers, group_schedules, load_model
 from tml.optimizers.cli.loading import LoadedConfig, load_optimizer_config
@@ -214,6 +214,13 @@ def _add_show(
         "--steps", type=_positive, help="last step of the table (default: the last phase boundary)"
     )
     show.add_argument("--at", type=_step_list, help="comma-separated steps instead of the phase boundaries")
+    show.add_argument(
+        "--resume-from",
+        metavar="CKPT",
+        help="a checkpoint (a step-* directory, or a directory of them: the latest): each group's LR at "
+        "its step under the checkpoint's schedule and under this config's, the jump a resume with "
+        "resume: config would make",
+    )
     show.set_defaults(run=run_show)
 
 
@@ -500,6 +507,8 @@ def _print_run_lengths(loaded: LoadedConfig, console: Console) -> None:
 def run_show(arguments: argparse.Namespace, console: Console) -> int:
     with without_class_imports():  # the schedules need no class: an untrusted file runs no code
         loaded = _load(arguments, arguments.config, require_run=True)
+    if arguments.resume_from is not None:
+        return _show_resume(loaded, arguments.resume_from, console)
     schedules = group_schedules(loaded.config)
     if arguments.at is not None:
         steps = sorted(set(arguments.at))
@@ -518,6 +527,25 @@ def run_show(arguments: argparse.Namespace, console: Console) -> int:
         marks = ", ".join(name for name, steps_of in boundaries.items() if step in steps_of)
         table.add_row(str(step), *(summary.format_lr(values[name][index]) for name in schedules), marks)
     console.print(table)
+    _print_run_lengths(loaded, console)
+    return EXIT_OK
+
+
+def _show_resume(loaded: LoadedConfig, checkpoint: str, console: Console) -> int:
+    path, state = horizon.read_scheduler_state(checkpoint)
+    step, rows = horizon.resume_rows(loaded.config, state)
+    table = Table(title=f"learning rate at the resume step {step} of {path}", title_justify="left")
+    for column in ("group", "checkpoint (before)", "this config (after)", "change"):
+        table.add_column(column, justify="left" if column in ("group", "change") else "right")
+    for row in rows:
+        before = "—" if row.before is None else summary.format_lr(row.before)
+        table.add_row(row.group, before, summary.format_lr(row.after), row.change)
+    console.print(table)
+    if any(horizon.is_jump(row) for row in rows):
+        console.print(
+            "the schedules differ: a resume under resume: config (or --resume-policy config) continues "
+            f"from step {step} on this config's curve; strict refuses the checkpoint"
+        )
     _print_run_lengths(loaded, console)
     return EXIT_OK
 
