@@ -47,6 +47,7 @@ from tml.optimizers.groups.rules import (
 )
 from tml.optimizers.runtime.resume import ResumePolicy
 from tml.optimizers.schedules import (
+    Anneal,
     CosineDecay,
     CosineWithRestarts,
     Cyclic,
@@ -345,6 +346,7 @@ __all__ = [
     "AdamConfig",
     "AdamWConfig",
     "AdamaxConfig",
+    "Anneal",
     "AsgdConfig",
     "CosineDecay",
     "CosineWithRestarts",

@@ -3,11 +3,13 @@
 - :mod:`.seed`: the original four kinds (constant, piecewise_constant, the two linear ramps);
 - :mod:`.decay`: linear, piecewise_linear and the ``*_decay`` kinds, inverse_sqrt, WSD;
 - :mod:`.cyclic`: cosine_with_restarts, one_cycle, cyclic; :mod:`.sequence`: phases joined;
+- :mod:`.anneal`: any schedule, then a decay from its value at a step (anneal from here);
 - :mod:`.warmup`: the warmup primitive; :mod:`.learning_rate`: the ``LearningRate`` one-of;
 - :mod:`.ops`: the scalar and tensor arithmetic; :mod:`.registry`: the kinds by config class,
   ``compile_schedule`` and ``compute_lr``; :mod:`.run`: lengths relative to the run resolved.
 """
 
+from tml.optimizers.schedules.anneal import Anneal
 from tml.optimizers.schedules.cyclic import CosineWithRestarts, Cyclic, OneCycle
 from tml.optimizers.schedules.decay import (
     CosineDecay,
@@ -41,6 +43,7 @@ from tml.optimizers.schedules.warmup import WarmupFields
 
 __all__ = [
     "SCHEDULES",
+    "Anneal",
     "CosineDecay",
     "CosineWithRestarts",
     "Cyclic",

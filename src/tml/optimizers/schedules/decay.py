@@ -392,12 +392,16 @@ def inverse_sqrt(config: InverseSqrt, ops: Ops) -> Closure:
     return lr_at
 
 
-def _decay_curve(config: WarmupStableDecay, ops: Ops) -> Closure:
-    """The decay of :class:`WarmupStableDecay` by ``decay_shape``, held at the end after ``decay_steps``."""
-    peak, final, steps, sqrt = config.learning_rate, config.final_learning_rate, config.decay_steps, ops.sqrt
-    amplitude = peak - final
-    if config.decay_shape == "cosine":
-        return cosine_anneal(0, steps, peak, final, ops)
+def decay_curve(start: float, final: float, steps: int, shape: DecayShape, ops: Ops) -> Closure:
+    """A decay from ``start`` at step 0 to ``final`` at ``steps`` by ``shape``, then ``final``.
+
+    ``f(p)`` with ``p = t / steps``: ``linear`` ``1 - p``, ``cosine`` ``(1 + cos(πp)) / 2``, ``1-sqrt``
+    ``1 - sqrt(p)`` (computed as ``(1 - p) / (1 + sqrt(p))``); the value is
+    ``final + (start - final) · f(p)``, also when ``final`` is above ``start``.
+    """
+    sqrt, amplitude = ops.sqrt, start - final
+    if shape == "cosine":
+        return cosine_anneal(0, steps, start, final, ops)
 
     def straight(t: Number) -> Number:
         return (1.0 - t / steps) * amplitude + final
@@ -406,7 +410,14 @@ def _decay_curve(config: WarmupStableDecay, ops: Ops) -> Closure:
         progress = t / steps
         return (1.0 - progress) / (sqrt(progress) + 1.0) * amplitude + final
 
-    return ops.piecewise([steps], [straight if config.decay_shape == "linear" else one_minus_sqrt, final])
+    return ops.piecewise([steps], [straight if shape == "linear" else one_minus_sqrt, final])
+
+
+def _decay_curve(config: WarmupStableDecay, ops: Ops) -> Closure:
+    """The decay of :class:`WarmupStableDecay` by ``decay_shape``, held at the end after ``decay_steps``."""
+    return decay_curve(
+        config.learning_rate, config.final_learning_rate, config.decay_steps, config.decay_shape, ops
+    )
 
 
 @register_schedule(
