@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import pytest
 from tests.cli.test_commands import parse_table, run_cli
 
 CONFIG = """\
@@ -59,3 +61,27 @@ def test_a_total_steps_that_differs_from_the_configs_is_a_usage_error(tmp_path: 
         "total_steps 2000 was given for the run, but the optimizer config sets total_steps: 1000"
         in shown.stderr
     )
+
+
+def test_train_resumes_a_longer_run_on_the_new_curve_under_the_config_policy(tmp_path: Path) -> None:
+    path = tmp_path / "small.yaml"
+    path.write_text(
+        "optimizer:\n  adam: {lr: 0.01}\n  learning_rate:\n    warmup_stable_decay:\n"
+        '      {learning_rate: 0.01, warmup_steps: "10%", stable_steps: "60%", decay_steps: "30%"}\n'
+    )
+    directory = tmp_path / "run"
+    first = run_cli("train", path, "--steps", "30", "--total-steps", "40", "--checkpoint-dir", directory)
+    assert first.returncode == 0, first.stderr
+    longer = ("--steps", "40", "--total-steps", "80", "--checkpoint-dir", directory, "--resume")
+    refused = run_cli("train", path, *longer)
+    assert refused.returncode == 1
+    assert "total_steps: 40 in the checkpoint, 80 here" in refused.stderr
+    shown = run_cli("show", path, "--total-steps", "80", "--resume-from", directory)
+    row = next(row for row in parse_table(shown.stdout) if row[0] == "default")
+    # 40 steps: warmup 4, stable 24, decay 12, so step 30 is 2 steps into the decay; 80 steps: stable.
+    assert float(row[1]) == pytest.approx(0.01 * (1 - 2 / 12), rel=1e-5) and float(row[2]) == 0.01
+    resumed = run_cli("train", path, *longer, "--resume-policy", "config")
+    assert resumed.returncode == 0, resumed.stderr
+    manifest = json.loads((directory / "step-00000040" / "manifest.json").read_text())
+    assert manifest["scheduler"]["last_epoch"] == 40
+    assert manifest["scheduler"]["schedules"][0]["warmup_stable_decay"]["decay_steps"] == 24  # 30% of 80
