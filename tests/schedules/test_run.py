@@ -289,3 +289,12 @@ def test_compute_lr_refuses_an_unresolved_schedule() -> None:
         compute_lr(schedule, 0)
     with pytest.raises(ValueError, match="not resolved"):
         compute_lr(schedule, torch.arange(3))
+
+
+def test_lightning_configure_optimizers_takes_the_run() -> None:
+    from tml.optimizers.integrations.lightning import configure_optimizers
+
+    config = OptimizerConfig.model_validate(_cosine(warmup_steps="10%", decay_steps="90%"))
+    scheduler = configure_optimizers(small_model(), config, total_steps=50)["lr_scheduler"]["scheduler"]
+    resolved = scheduler.lr_dict["default"].cosine_decay
+    assert resolved is not None and (resolved.warmup_steps, resolved.decay_steps) == (5, 45)
