@@ -85,3 +85,22 @@ def test_train_resumes_a_longer_run_on_the_new_curve_under_the_config_policy(tmp
     manifest = json.loads((directory / "step-00000040" / "manifest.json").read_text())
     assert manifest["scheduler"]["last_epoch"] == 40
     assert manifest["scheduler"]["schedules"][0]["warmup_stable_decay"]["decay_steps"] == 24  # 30% of 80
+
+
+def test_resume_rows_name_a_group_the_checkpoint_lacks_and_a_missing_checkpoint(tmp_path: Path) -> None:
+    from tml.optimizers.cli.errors import UsageError
+    from tml.optimizers.cli.horizon import read_scheduler_state, resume_rows
+    from tml.optimizers.config import OptimizerConfig
+
+    config = OptimizerConfig.model_validate(
+        {"sgd": {"lr": 0.1}, "param_groups": [{"name": "towers", "params": ["t.*"], "lr_multiplier": 2.0}]}
+    )
+    saved = {"last_epoch": 7, "group_names": ["default"], "schedules": [{"constant": 0.05}]}
+    step, rows = resume_rows(config, saved)
+    assert step == 7
+    assert [(row.group, row.before, row.after, row.change) for row in rows] == [
+        ("towers", None, 0.2, "new group"),  # 2 × 0.1
+        ("default", 0.05, 0.1, "×2"),
+    ]
+    with pytest.raises(UsageError, match="no checkpoint"):
+        read_scheduler_state(tmp_path)
