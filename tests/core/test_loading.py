@@ -257,6 +257,15 @@ ERROR_TABLE: list[tuple[dict[str, Any], str, str]] = [
         r"expected a number of steps, .*got '-2%'",
     ),
     ({"sgd": {"lr": 0.1}, "total_steps": 0}, "optimizer.total_steps", r"greater than 0"),
+    (
+        {
+            "sgd": {"lr": 0.2},
+            "total_steps": 100,
+            "learning_rate": {"cosine_decay": {"learning_rate": 0.1, "decay_steps": "50%"}},
+        },
+        "optimizer.sgd.lr",
+        r"lr 0.2 would not be used: learning_rate is set too",
+    ),
     ({"sgd": {"lr": 0.1}, "steps_per_epoch": True}, "optimizer.steps_per_epoch", r"boolean"),
 ]
 

@@ -165,12 +165,22 @@ def _resolved(config: OptimizerConfig, index: int, spec: GroupSpec, rule_count: 
     or marked unresolved when the config does not give the run."""
     if not relative_lengths(spec.schedule):
         return spec
-    run = config_run(config)
-    if not can_resolve(spec.schedule, run):
-        return dataclasses.replace(spec, resolved=False)
     path = _schedule_path(config, index) if index < rule_count else _default_schedule_path(config)
-    schedule = resolve_schedule(spec.schedule, run.total_steps, run.steps_per_epoch, title=title, path=path)
+    schedule = _resolved_schedule(config, spec.schedule, path, title)
+    if schedule is None:
+        return dataclasses.replace(spec, resolved=False)
     return dataclasses.replace(spec, schedule=schedule)
+
+
+def _resolved_schedule(
+    config: OptimizerConfig, schedule: LearningRate, path: tuple[str | int, ...], title: str
+) -> LearningRate | None:
+    """``schedule`` resolved with the config's run (refused at ``path`` if it does not fit), or
+    ``None`` when the config does not give the numbers its relative lengths need."""
+    run = config_run(config)
+    if not can_resolve(schedule, run):
+        return None
+    return resolve_schedule(schedule, run.total_steps, run.steps_per_epoch, title=title, path=path)
 
 
 def _default_schedule_path(config: OptimizerConfig) -> tuple[str | int, ...]:
@@ -256,7 +266,14 @@ def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
             algorithm.model_dump(mode="json", exclude_none=True),
         )
     if config.learning_rate is not None:
-        _check_unused_lr(config, algorithm.lr, config.learning_rate, (key, "lr"), "learning_rate", title)
+        _check_unused_lr(
+            config,
+            algorithm.lr,
+            (config.learning_rate, ("learning_rate",)),
+            (key, "lr"),
+            "learning_rate",
+            title,
+        )
     if algorithm.lr is None and not given:
         raise_at(
             title,
@@ -269,7 +286,7 @@ def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
 def _check_unused_lr(
     config: OptimizerConfig,
     lr: object,
-    schedule: LearningRate,
+    schedule_at: tuple[LearningRate, tuple[str | int, ...]],
     path: tuple[str | int, ...],
     schedule_key: str,
     title: str,
@@ -279,18 +296,17 @@ def _check_unused_lr(
     The original's configs write both (TwHIN: ``sgd: {lr: 0.05}`` and ``learning_rate: {constant:
     0.05}``), so an equal ``lr`` is accepted; one that differs would be silently discarded.
     recap's keys (``multi_task_learning_rates``…) are left alone: its configs carry an ``lr`` that the
-    towers' schedules override by design.
+    towers' schedules override by design. ``schedule_at`` is the schedule and its config path (where
+    its relative lengths, if any, are resolved with the config's run, and checked).
     """
     if not isinstance(lr, (int, float)) or isinstance(lr, bool):
         return
+    schedule, schedule_path = schedule_at
     if relative_lengths(schedule):  # its peak may depend on its lengths: checked once resolved
-        run = config_run(config)
-        if not can_resolve(schedule, run):
+        resolved = _resolved_schedule(config, schedule, schedule_path, title)
+        if resolved is None:
             return
-        schedule_path = ("learning_rate",) if path[0] != "param_groups" else (*path[:2], "learning_rate")
-        schedule = resolve_schedule(
-            schedule, run.total_steps, run.steps_per_epoch, title=title, path=schedule_path
-        )
+        schedule = resolved
     try:
         peak = schedule_bounds(schedule)[1]
     except (OverflowError, ZeroDivisionError):
@@ -341,7 +357,7 @@ def _resolve_rule(config: OptimizerConfig, index: int, group: ParamGroupConfig) 
         _check_unused_lr(
             config,
             own[1].lr,
-            group.learning_rate,
+            (group.learning_rate, ("param_groups", index, "learning_rate")),
             ("param_groups", index, own[0], "lr"),
             "the group's learning_rate",
             title,

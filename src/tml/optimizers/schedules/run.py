@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import pydantic
 
-from tml.core.config import located_error, relocate
+from tml.core.config import located_error
 from tml.optimizers.fields import RELATIVE_LENGTH, relative_lengths
 from tml.optimizers.schedules.registry import schedule_last_phase
 
@@ -135,35 +135,25 @@ def resolve_schedule(
     note = _note(resolved, run)
     try:
         result = type(schedule).model_validate(data)
-    except pydantic.ValidationError as error:
-        relocated = relocate(title, path, error)
-        raise located_error(
-            title,
-            [
-                (
-                    tuple(detail["loc"]),
-                    f"{str(detail['msg']).removeprefix('Value error, ')} {note}",
-                    detail["input"],
-                )
-                for detail in relocated.errors(include_url=False)
-            ],
-        ) from None
+    except pydantic.ValidationError as error:  # a rule of the kind, on the resolved steps
+        issues = [
+            (
+                (*path, *detail["loc"]),
+                f"{str(detail['msg']).removeprefix('Value error, ')} {note}",
+                detail["input"],
+            )
+            for detail in error.errors(include_url=False)
+        ]
+        raise located_error(title, issues) from None
     if total_steps is not None:
         last = schedule_last_phase(result)
         if last > total_steps:
-            raise located_error(
-                title,
-                [
-                    (
-                        path,
-                        f"the schedule's last phase starts at step {last}, after the run's total_steps "
-                        f"{total_steps}: a schedule with lengths relative to the run must fit in it "
-                        f"{note}; shorten a phase",
-                        text,
-                    )
-                    for text in [found[0][1]]
-                ],
+            message = (
+                f"the schedule's last phase starts at step {last}, after the run's total_steps "
+                f"{total_steps}: a schedule with lengths relative to the run must fit in it {note}; "
+                "shorten a phase"
             )
+            raise located_error(title, [(path, message, found[0][1])])
     return result
 
 
