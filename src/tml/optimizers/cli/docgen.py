@@ -56,6 +56,10 @@ loaded, with the file, line and config path):
 - Step counts and step indices are at most 10¹⁵; `cycle_multiplier` at most 1000; no phase of a
   schedule may end after step 2⁵³ (float64 holds every integer only below it), and the vectorized
   `compute_lr` refuses steps from 2⁵³ on.
+- A schedule's step counts and step indices may be written relative to the run: `"2%"` of
+  `total_steps`, `"3ep"` epochs of `steps_per_epoch`. They are resolved to steps (nearest, a half up)
+  when the config is loaded if it gives the run, else when the optimizer is built, and every rule
+  above applies to the resolved steps; a schedule with one must reach its last phase by `total_steps`.
 - Every group's learning rate is finite: its schedule's bounds times its `lr_multiplier` (finite
   fields can still overflow: `max_learning_rate / div_factor`).
 - A number `lr` beside `learning_rate` must equal the schedule's peak (or be left out); it is not used.
