@@ -123,6 +123,21 @@ CONFIGS: dict[str, dict[str, Any]] = {
             {"schedule": {"cosine_decay": {"learning_rate": 0.1, "decay_steps": 490_000}}},
         ]
     },
+    "anneal": {
+        "anneal": {
+            "schedule": {
+                "warmup_stable_decay": {
+                    "learning_rate": 0.1,
+                    "warmup_steps": 10_000,
+                    "stable_steps": 980_000,
+                    "decay_steps": 10_000,
+                }
+            },
+            "start_step": 700_000,
+            "steps": 100_000,
+            "shape": "1-sqrt",
+        }
+    },
 }
 
 

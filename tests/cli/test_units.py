@@ -189,6 +189,18 @@ FINAL_STEPS: list[tuple[dict[str, Any], int | None, str]] = [
     ),
     ({"multistep_decay": {"learning_rate": 1.0, "milestones": [30, 60], "gamma": 0.1}}, 60, "last milestone"),
     (
+        {
+            "anneal": {
+                "schedule": {"inverse_sqrt": {"learning_rate": 1.0, "warmup_steps": 10, "timescale": 10}},
+                "start_step": 100,
+                "steps": 50,
+                "final_learning_rate": 0.0,
+            }
+        },
+        100 + 50,
+        "an anneal ends a schedule that decays for ever",
+    ),
+    (
         {"inverse_sqrt": {"learning_rate": 1.0, "warmup_steps": 100, "timescale": 100}},
         None,
         "decays for ever",

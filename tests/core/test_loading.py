@@ -203,6 +203,70 @@ ERROR_TABLE: list[tuple[dict[str, Any], str, str]] = [
         r"times lr_multiplier 1000000000.0 is inf",
     ),
     ({"sgd": {"lr": {"cosine": 0.1}}}, "optimizer.sgd.lr.cosine", r"Extra inputs are not permitted"),
+    # 4. lengths relative to the run: resolved when the config gives total_steps, checked as steps
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "total_steps": 1000,
+            "learning_rate": {"linear_ramp_to_cosine": {**COSINE, "num_ramp_steps": "20%"}},
+        },
+        "optimizer.learning_rate.linear_ramp_to_cosine.final_num_steps",
+        r"greater than num_ramp_steps \(200\), got 100 \(relative lengths resolved with total_steps 1000: "
+        r"linear_ramp_to_cosine\.num_ramp_steps '20%' = 200\)",
+    ),
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "total_steps": 1000,
+            "learning_rate": {
+                "sequence": [
+                    {"steps": "60%", "schedule": {"constant": 0.1}},
+                    {"steps": "60%", "schedule": {"constant": 0.05}},
+                    {"schedule": {"constant": 0.01}},
+                ]
+            },
+        },
+        "optimizer.learning_rate",
+        r"last phase starts at step 1200, after the run's total_steps 1000",
+    ),
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "total_steps": 1000,
+            "learning_rate": {"linear_ramp_to_constant": {**RAMP, "num_ramp_steps": "0.01%"}},
+        },
+        "optimizer.learning_rate.linear_ramp_to_constant.num_ramp_steps",
+        r"greater than 0 \(relative lengths resolved with total_steps 1000: .*'0\.01%' = 0\)",
+    ),
+    (
+        {"sgd": {"lr": 0.1}, "learning_rate": {"linear_ramp_to_constant": {**RAMP, "num_ramp_steps": 0.02}}},
+        "optimizer.learning_rate.linear_ramp_to_constant.num_ramp_steps",
+        r"a fraction of the run is written as a percentage of total_steps: '2%'",
+    ),
+    (
+        {
+            "sgd": {"lr": 0.1},
+            "learning_rate": {"linear_ramp_to_constant": {**RAMP, "num_ramp_steps": "0.1dur"}},
+        },
+        "optimizer.learning_rate.linear_ramp_to_constant.num_ramp_steps",
+        r"expected a number of steps, '<p>%' of total_steps .* or '<e>ep' epochs .*, got '0.1dur'",
+    ),
+    (
+        {"sgd": {"lr": 0.1}, "learning_rate": {"linear_ramp_to_constant": {**RAMP, "num_ramp_steps": "-2%"}}},
+        "optimizer.learning_rate.linear_ramp_to_constant.num_ramp_steps",
+        r"expected a number of steps, .*got '-2%'",
+    ),
+    ({"sgd": {"lr": 0.1}, "total_steps": 0}, "optimizer.total_steps", r"greater than 0"),
+    (
+        {
+            "sgd": {"lr": 0.2},
+            "total_steps": 100,
+            "learning_rate": {"cosine_decay": {"learning_rate": 0.1, "decay_steps": "50%"}},
+        },
+        "optimizer.sgd.lr",
+        r"lr 0.2 would not be used: learning_rate is set too",
+    ),
+    ({"sgd": {"lr": 0.1}, "steps_per_epoch": True}, "optimizer.steps_per_epoch", r"boolean"),
 ]
 
 

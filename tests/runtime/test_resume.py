@@ -153,6 +153,20 @@ CHANGED: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         {"adam": {**ADAM["adam"], "lr": 0.2}},
         r"schedule\.constant: 0\.1 in the checkpoint, 0\.2 here",
     ),
+    (  # the same written schedule over a longer run: the resolved schedules (what trains) differ
+        "total_steps",
+        {
+            **ADAM,
+            "total_steps": 100,
+            "learning_rate": {"cosine_decay": {"learning_rate": 0.1, "decay_steps": "50%"}},
+        },
+        {
+            **ADAM,
+            "total_steps": 200,
+            "learning_rate": {"cosine_decay": {"learning_rate": 0.1, "decay_steps": "50%"}},
+        },
+        r"schedule\.cosine_decay\.decay_steps: 50 in the checkpoint, 100 here",
+    ),
 ]
 
 

@@ -758,6 +758,17 @@ SAMPLES = [
             {"schedule": {"sequence": [{"schedule": {"constant": 0.2}}]}},
         ]
     },
+    {
+        "anneal": {
+            "schedule": {
+                "warmup_stable_decay": {"learning_rate": 1.0, "stable_steps": 30, "decay_steps": 10}
+            },
+            "start_step": 12,
+            "steps": 6,
+            "shape": "cosine",
+            "final_learning_rate": 0.1,
+        }
+    },
 ]
 
 

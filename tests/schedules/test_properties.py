@@ -242,11 +242,29 @@ def _sequence_of(draw: st.DrawFn, children: st.SearchStrategy[dict[str, Any]]) -
     return {"sequence": phases}
 
 
-schedules_of_every_kind = st.recursive(leaf_schedules, _sequence_of, max_leaves=5)
+@st.composite
+def _anneal_of(draw: st.DrawFn, children: st.SearchStrategy[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "anneal": {
+            "schedule": draw(children),
+            "start_step": draw(st.one_of(st.just(0), st.integers(0, 600))),
+            "steps": draw(step_counts),
+            "shape": draw(st.sampled_from(["linear", "cosine", "1-sqrt"])),
+            "final_learning_rate": draw(st.one_of(st.just(0.0), learning_rates)),
+        }
+    }
+
+
+def _composites(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.one_of(_sequence_of(children), _anneal_of(children))
+
+
+schedules_of_every_kind = st.recursive(leaf_schedules, _composites, max_leaves=5)
 KIND_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     key: fields.map(lambda value, key=key: {key: value}) for key, fields in LEAF_KINDS.items()
 }
 KIND_STRATEGIES["sequence"] = _sequence_of(schedules_of_every_kind)
+KIND_STRATEGIES["anneal"] = _anneal_of(schedules_of_every_kind)
 KIND_KEYS = sorted(KIND_STRATEGIES)
 
 

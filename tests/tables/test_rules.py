@@ -191,3 +191,43 @@ def test_fused_params_give_every_hyperparameter_to_the_kernel(
         "eps": 1.0e-8,
         "weight_decay": weight_decay,
     }
+
+
+RAMP_OF_THE_RUN = {"linear_ramp_to_constant": {"learning_rate": 0.05, "num_ramp_steps": "10%"}}
+
+
+@given(total_steps=st.integers(10, 10**7))
+def test_a_table_schedule_relative_to_the_run_resolves_with_it(total_steps: int) -> None:
+    rules = [rule(exact_sgd={"lr": 0.05}, learning_rate=RAMP_OF_THE_RUN)]
+    written = config(*rules)
+    expected = (total_steps + 5) // 10  # 10% of the run, rounded half up
+    for resolved in (
+        written.for_run(total_steps),
+        OptimizerConfig.model_validate(
+            {"adam": {"lr": 0.001}, "total_steps": total_steps, "embedding_tables": rules}
+        ),
+    ):
+        ramp = resolved.table_schedules()["ids"].linear_ramp_to_constant
+        assert ramp is not None and ramp.num_ramp_steps == expected
+
+
+def test_a_table_schedule_relative_to_the_run_needs_the_run() -> None:
+    written = config(rule(exact_sgd={"lr": 0.05}, learning_rate=RAMP_OF_THE_RUN))
+    with pytest.raises(
+        pydantic.ValidationError,
+        match=r"embedding_tables\.0\.learning_rate\.linear_ramp_to_constant\.num_ramp_steps\n.*'10%'",
+    ):
+        written.table_schedules()
+
+
+def test_a_table_lr_beside_a_relative_schedule_is_checked_once_resolved() -> None:
+    with pytest.raises(
+        pydantic.ValidationError, match=r"embedding_tables\.0\.exact_sgd\.lr\n.*0\.04 would not"
+    ):
+        OptimizerConfig.model_validate(
+            {
+                "adam": {"lr": 0.001},
+                "total_steps": 1000,
+                "embedding_tables": [rule(exact_sgd={"lr": 0.04}, learning_rate=RAMP_OF_THE_RUN)],
+            }
+        )

@@ -30,8 +30,15 @@ from tml.optimizers.algorithms import (
     SparseAdamConfig,
     list_optimizers,
 )
+from tml.optimizers.fields import PositiveSteps, relative_lengths
 from tml.optimizers.groups.recap import MultiTaskLearningRates
-from tml.optimizers.groups.resolve import GroupSpec, default_group_name, default_schedule, resolve_groups
+from tml.optimizers.groups.resolve import (
+    GroupSpec,
+    config_run,
+    default_group_name,
+    default_schedule,
+    resolve_groups,
+)
 from tml.optimizers.groups.rules import (
     WEIGHT_DECAY_KEYWORDS,
     LayerDecayConfig,
@@ -40,6 +47,7 @@ from tml.optimizers.groups.rules import (
 )
 from tml.optimizers.runtime.resume import ResumePolicy
 from tml.optimizers.schedules import (
+    Anneal,
     CosineDecay,
     CosineWithRestarts,
     Cyclic,
@@ -54,12 +62,14 @@ from tml.optimizers.schedules import (
     PiecewiseConstant,
     PiecewiseLinear,
     PolynomialDecay,
+    Run,
     ScheduleSequence,
     SequencePhase,
     WarmupStableDecay,
 )
 from tml.optimizers.schedules.plateau import ReduceOnPlateau
-from tml.optimizers.tables.rules import TableRuleConfig, check_table_rules
+from tml.optimizers.schedules.run import length_in_steps
+from tml.optimizers.tables.rules import TableRuleConfig, check_table_rules, resolve_table_schedules
 
 _AT_MOST_ONE_SCHEDULE: dict[str, Any] = {"at_most_one_of": "schedule"}
 
@@ -146,6 +156,19 @@ class OptimizerConfig(AlgorithmChoice):
         "algorithm class is refused either way. load_optimizer_state(policy=...), "
         "load_checkpoint(policy=...) and tml-optim train --resume-policy override it.",
     )
+    total_steps: PositiveSteps | None = pydantic.Field(
+        None,
+        description="The run's length in optimizer steps, which schedule lengths written as a "
+        "percentage ('2%') are relative to; resolved to steps once, when the config is loaded. "
+        "Unset: give it when the optimizer is built (build_optimizer(..., total_steps=...), "
+        "tml-optim --total-steps); a schedule with a percentage is refused without it. It does "
+        "not stop training, and schedules of absolute lengths only are not compared with it.",
+    )
+    steps_per_epoch: PositiveSteps | None = pydantic.Field(
+        None,
+        description="Optimizer steps per epoch, for schedule lengths written in epochs ('3ep'); "
+        "unset: give it when the optimizer is built (build_optimizer(..., steps_per_epoch=...)).",
+    )
     shard_optimizer_state: bool = pydantic.Field(
         False,
         description="Shard the optimizer state over the ranks of a DDP run (ZeRO stage 1, torch's "
@@ -157,6 +180,7 @@ class OptimizerConfig(AlgorithmChoice):
     )
 
     _groups: tuple[GroupSpec, ...] = pydantic.PrivateAttr(default=())
+    _table_schedules: dict[str, LearningRate] | None = pydantic.PrivateAttr(default=None)
 
     @pydantic.field_validator("exclude_from_weight_decay", "param_groups", "embedding_tables", mode="before")
     @classmethod
@@ -170,6 +194,9 @@ class OptimizerConfig(AlgorithmChoice):
         if self.shard_optimizer_state:
             _check_shardable(self)
         check_table_rules(self.embedding_tables, [spec.name for spec in self._groups], type(self).__name__)
+        self._table_schedules = resolve_table_schedules(
+            self.embedding_tables, self.run(), type(self).__name__
+        )
         return self
 
     def algorithm(self) -> OptimizerAlgorithmConfig:
@@ -196,16 +223,103 @@ class OptimizerConfig(AlgorithmChoice):
             self._groups = resolve_groups(self)
         return list(self._groups)
 
+    def table_schedules(self, *, required: bool = True) -> dict[str, LearningRate]:
+        """Each table rule's schedule (``embedding_tables``), by rule name, in rule order: its
+        ``learning_rate``, else ``constant`` at its algorithm's ``lr``, with lengths relative to the
+        run resolved to steps.
+
+        Raises:
+          pydantic.ValidationError: a schedule has a length relative to the run that the config
+            does not give (give ``total_steps`` / ``steps_per_epoch``, or use ``for_run``).
+        """
+        if self._table_schedules is None:
+            self._table_schedules = resolve_table_schedules(
+                self.embedding_tables, self.run(), type(self).__name__
+            )
+        if self._table_schedules is None:
+            self.require_run()  # raises at the first unresolved length
+        return dict(self._table_schedules or {})
+
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
         if name in type(self).model_fields:
             self._groups = ()
+            self._table_schedules = None
+
+    def run(self) -> Run:
+        """The run that the config's relative lengths (``"2%"``, ``"3ep"``) are relative to."""
+        return config_run(self)
+
+    def for_run(self, total_steps: int | None = None, steps_per_epoch: int | None = None) -> OptimizerConfig:
+        """This config with the run's ``total_steps`` / ``steps_per_epoch`` given at run time (itself
+        when neither is given); the schedules' relative lengths are resolved with them.
+
+        Raises:
+          ValueError: a value is not an integer ≥ 1, or differs from the one the config sets.
+          pydantic.ValidationError: a schedule does not fit the run (at its config path).
+        """
+        update: dict[str, int] = {}
+        for name, given in (("total_steps", total_steps), ("steps_per_epoch", steps_per_epoch)):
+            if given is None:
+                continue
+            if isinstance(given, bool) or not isinstance(given, int) or given < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {given!r}")
+            written = getattr(self, name)
+            if written is not None and written != given:
+                raise ValueError(
+                    f"{name} {given} was given for the run, but the optimizer config sets {name}: "
+                    f"{written}; give one of them, or the same value"
+                )
+            if written is None:
+                update[name] = given
+        if not update:
+            return self
+        copy = self.model_copy(update=update)
+        copy.group_specs()  # resolves the schedules with the run, refusing what does not fit
+        copy.table_schedules()
+        return copy
+
+    def require_run(self) -> None:
+        """Refuse a config whose schedules have lengths relative to the run it does not give.
+
+        Raises:
+          pydantic.ValidationError: at the path of the first such length (``build_optimizer`` calls
+            this: a relative length without ``total_steps`` is refused when the optimizer is built).
+        """
+        run = self.run()
+        for path, text in relative_lengths(self):
+            try:
+                length_in_steps(text, run)
+            except ValueError as error:
+                raise_at(type(self).__name__, path, str(error), text)
+
+    def run_lengths(self) -> list[tuple[str, str, int | None]]:
+        """Every length relative to the run in the config: its dotted path, what was written, and
+        the steps it resolves to (``None`` when the config does not give the run it needs).
+
+        Examples:
+          >>> OptimizerConfig.model_validate({"sgd": {"lr": 0.1}, "total_steps": 1000, "learning_rate": {
+          ...     "cosine_decay": {"learning_rate": 0.1, "warmup_steps": "2%", "decay_steps": "98%"}}}
+          ... ).run_lengths()
+          [('learning_rate.cosine_decay.warmup_steps', '2%', 20),
+           ('learning_rate.cosine_decay.decay_steps', '98%', 980)]
+        """
+        run = self.run()
+        found = []
+        for path, text in relative_lengths(self):
+            try:
+                steps: int | None = length_in_steps(text, run)
+            except ValueError:
+                steps = None
+            found.append((".".join(map(str, path)), text, steps))
+        return found
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> OptimizerConfig:
         """pydantic's copy; with ``update``, the copy's groups are resolved from its own fields."""
         copy = super().model_copy(update=update, deep=deep)
         if update:
             copy._groups = ()
+            copy._table_schedules = None
         return copy
 
 
@@ -271,6 +385,7 @@ __all__ = [
     "AdamConfig",
     "AdamWConfig",
     "AdamaxConfig",
+    "Anneal",
     "AsgdConfig",
     "CosineDecay",
     "CosineWithRestarts",

@@ -43,7 +43,11 @@ def get_optimizer_class(optimizer_config: OptimizerConfig) -> type[torch.optim.O
 
 
 def build_optimizer(
-    model: torch.nn.Module, optimizer_config: OptimizerConfig
+    model: torch.nn.Module,
+    optimizer_config: OptimizerConfig,
+    *,
+    total_steps: int | None = None,
+    steps_per_epoch: int | None = None,
 ) -> tuple[torch.optim.Optimizer, LRShim]:
     """Build the optimizer of ``model``'s trainable parameters and its learning-rate scheduler.
 
@@ -67,12 +71,21 @@ def build_optimizer(
 
     Call ``optimizer.step()`` then ``scheduler.step()`` once per training step.
 
+    ``total_steps`` and ``steps_per_epoch`` give the run that schedule lengths written relative to it
+    (``"2%"`` of ``total_steps``, ``"3ep"``) are resolved with, once, here: the config's own fields
+    of the same names, when it sets them, must then be equal. The scheduler and the checkpoint hold
+    the resolved schedules (what trains).
+
     Raises:
       ValueError: the model has no trainable parameter, or does not fit the config's rules.
+      pydantic.ValidationError: a schedule length is relative to a run that is not given, or the
+        resolved schedule breaks a rule (at the field's config path); ``total_steps`` or
+        ``steps_per_epoch`` differs from the config's (a ``ValueError``).
       FlattenError: a group with ``flatten`` holds parameters flat buffers cannot take (sparse
         gradients, DTensor / FSDP parameters, non-float dtypes); the message names the group and why.
     """
     check_arguments(model, optimizer_config)
+    optimizer_config = optimizer_config.for_run(total_steps, steps_per_epoch)
     if needs_table_build(model, optimizer_config):  # torchrec: see tml.optimizers.tables.build
         if optimizer_config.shard_optimizer_state:
             raise ValueError(

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from tml.optimizers.config import LearningRate, OptimizerConfig
-from tml.optimizers.groups.assign import ParamGroup, assign_param_groups
+from tml.optimizers.groups.assign import ParamGroup, assign_param_groups, check_arguments
 from tml.optimizers.runtime.implementation import accepts_keyword, implementation_kwargs
 from tml.optimizers.schedules import compute_lr
 from tml.optimizers.schedules.plateau import ReduceOnPlateau
@@ -82,9 +82,13 @@ def plan_optimizer(
     hyperparameter from the group), in the order their first group comes. Parameters named in
     ``leave_out`` are not planned (see ``assign_param_groups``).
 
+    Every group's schedule is the one that trains: its lengths relative to the run resolved to steps
+    (with the config's ``total_steps`` / ``steps_per_epoch``; see ``OptimizerConfig.for_run``).
+
     Raises:
       ValueError: the model has no trainable parameter, or does not fit the config's rules (see
-        ``assign_param_groups``).
+        ``assign_param_groups``); a schedule has a length relative to the run that the config does
+        not give (a ``pydantic.ValidationError`` at its path).
 
     Examples:
       >>> model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
@@ -95,6 +99,8 @@ def plan_optimizer(
       ...  for planned in plan.optimizers]
       [('SGD', ['head']), ('Adam', ['default'])]
     """
+    check_arguments(model, config)
+    config.require_run()
     groups = assign_param_groups(model, config, leave_out=leave_out)
     return OptimizerPlan(
         optimizers=plan_torch_optimizers(groups),

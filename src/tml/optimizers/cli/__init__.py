@@ -2,6 +2,7 @@
 
 One module per concept: ``main`` (arguments and output), ``loading`` (finding the config in a file),
 ``suggestions`` (nearest valid key for a typo), ``groups`` (each param group's schedule), ``summary``
-(schedule landmarks), ``plotting``, ``schema``, ``catalog`` (``list``), ``docgen`` (the config
-reference), ``model`` / ``training`` / ``progress`` / ``checkpoint`` (the demo job).
+(schedule landmarks), ``horizon`` (the LR at a checkpoint's step, before and after), ``plotting``,
+``schema``, ``catalog`` (``list``), ``docgen`` (the config reference), ``model`` / ``training`` /
+``progress`` / ``checkpoint`` (the demo job).
 """

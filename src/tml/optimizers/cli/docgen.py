@@ -27,6 +27,7 @@ from tml.core.config import BaseConfig
 from tml.core.config.types import models_in
 from tml.optimizers.cli.schema import optimizer_schema
 from tml.optimizers.config import OptimizerConfig
+from tml.optimizers.fields import RUN_LENGTH
 
 CONFIG_DOC = Path("docs/config.md")
 SCHEMA_FILE = Path("docs/optimizer.schema.json")
@@ -55,6 +56,10 @@ loaded, with the file, line and config path):
 - Step counts and step indices are at most 10¹⁵; `cycle_multiplier` at most 1000; no phase of a
   schedule may end after step 2⁵³ (float64 holds every integer only below it), and the vectorized
   `compute_lr` refuses steps from 2⁵³ on.
+- A schedule's step counts and step indices may be written relative to the run: `"2%"` of
+  `total_steps`, `"3ep"` epochs of `steps_per_epoch`. They are resolved to steps (nearest, a half up)
+  when the config is loaded if it gives the run, else when the optimizer is built, and every rule
+  above applies to the resolved steps; a schedule with one must reach its last phase by `total_steps`.
 - Every group's learning rate is finite: its schedule's bounds times its `lr_multiplier` (finite
   fields can still overflow: `max_learning_rate / div_factor`).
 - A number `lr` beside `learning_rate` must equal the schedule's peak (or be left out); it is not used.
@@ -167,7 +172,10 @@ def type_text(annotation: Any, metadata: list[Any] | None = None) -> str:
         return f"[{annotation.__name__}](#{annotation.__name__.lower()})"
     names = {int: "integer", float: "number", str: "string", bool: "boolean"}
     base = names.get(annotation, getattr(annotation, "__name__", str(annotation)))
-    return " ".join([base, ", ".join(_constraint_texts(constraints))]).strip()
+    text = " ".join([base, ", ".join(_constraint_texts(constraints))]).strip()
+    if RUN_LENGTH in constraints:  # also a length relative to the run
+        text += " or `'<p>%'` of total_steps or `'<e>ep'` epochs"
+    return text
 
 
 def _constraint_texts(constraints: list[Any]) -> list[str]:

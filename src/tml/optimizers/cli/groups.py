@@ -42,7 +42,7 @@ def group_schedules(config: OptimizerConfig) -> dict[str, LearningRate]:
       >>> group_schedules(OptimizerConfig(sgd=SgdConfig(lr=0.1)))
       {'default': LearningRate(constant=0.1, ...)}
     """
-    tables = {rule.name: rule.schedule() for rule in config.embedding_tables}
+    tables = config.table_schedules()
     return {**{spec.name: spec.schedule for spec in config.group_specs()}, **tables}
 
 
@@ -125,6 +125,7 @@ def rule_rows(config: OptimizerConfig) -> list[RuleRow]:
                     made_for_any_model=False,
                 )
             )
+    table_schedules = config.table_schedules()
     for rule in config.embedding_tables:
         table_algorithm = rule.algorithm()
         weight_decay = getattr(table_algorithm, "weight_decay", None)
@@ -135,7 +136,7 @@ def rule_rows(config: OptimizerConfig) -> list[RuleRow]:
                 algorithm=table_algorithm,
                 weight_decay=None if weight_decay is None else float(weight_decay),
                 lr_multiplier=1.0,
-                schedule=rule.schedule(),
+                schedule=table_schedules[rule.name],
                 made_for_any_model=True,
             )
         )

@@ -60,19 +60,39 @@ class Curves:
     """Each param group's ``lr_multiplier`` (empty for bare schedules)."""
     of: str
     """What a curve is: ``"param group"`` or ``"schedule"``."""
+    config: OptimizerConfig | None = None
+    """The optimizer config the curves are of (``None`` for bare schedules)."""
 
 
-def load_curves(path: str | Path, key: str | None = None) -> Curves:
+def load_curves(
+    path: str | Path,
+    key: str | None = None,
+    *,
+    total_steps: int | None = None,
+    steps_per_epoch: int | None = None,
+    require_run: bool = False,
+) -> Curves:
     """The curves of an optimizer config's param groups, or of a file's bare schedules.
 
     Raises:
       UsageError, ConfigError: as :func:`load_config_or_schedules`.
     """
-    loaded = load_config_or_schedules(path, key)
+    loaded = load_config_or_schedules(
+        path, key, total_steps=total_steps, steps_per_epoch=steps_per_epoch, require_run=require_run
+    )
+    return curves_of(loaded)
+
+
+def curves_of(loaded: LoadedConfig | LoadedSchedules) -> Curves:
+    """The curves of a loaded optimizer config's param groups (and table groups), or of bare schedules."""
     if isinstance(loaded, LoadedSchedules):
         return Curves(loaded.file, loaded.schedules, {}, "schedule")
     return Curves(
-        loaded.file, group_schedules(loaded.config), group_multipliers(loaded.config), "param group"
+        loaded.file,
+        group_schedules(loaded.config),
+        group_multipliers(loaded.config),
+        "param group",
+        loaded.config,
     )
 
 
@@ -137,24 +157,68 @@ def find_key(document: YamlDocument) -> str | None:
     )
 
 
-def load_optimizer_config(path: str | Path, key: str | None = None) -> LoadedConfig:
+def load_optimizer_config(
+    path: str | Path,
+    key: str | None = None,
+    *,
+    total_steps: int | None = None,
+    steps_per_epoch: int | None = None,
+    require_run: bool = False,
+) -> LoadedConfig:
     """Read and validate the optimizer config of a YAML file (``-``: standard input).
 
+    ``total_steps`` / ``steps_per_epoch`` (``--total-steps``, ``--steps-per-epoch``) give the run
+    that the schedules' relative lengths are resolved with (``OptimizerConfig.for_run``); with
+    ``require_run``, a relative length that they and the config leave unresolved is an error.
+
     Raises:
-      UsageError: the file does not exist, or the key is ambiguous.
+      UsageError: the file does not exist, the key is ambiguous, or ``total_steps`` /
+        ``steps_per_epoch`` differs from the config's.
       ConfigError: the YAML is invalid; ``ConfigFileError`` (a ``ConfigError``): the config is
         invalid. Either lists every issue, with file, line and column.
     """
     document = read_stdin() if str(path) == "-" else read_document(path)
     chosen = key if key is not None else find_key(document)
+    return _config_of(document, chosen, total_steps, steps_per_epoch, require_run)
+
+
+def _config_of(
+    document: YamlDocument,
+    chosen: str | None,
+    total_steps: int | None,
+    steps_per_epoch: int | None,
+    require_run: bool,
+) -> LoadedConfig:
+    """The optimizer config of ``document`` at ``chosen``, with the run given on the command line."""
     try:
-        return LoadedConfig(document.to_config(OptimizerConfig, chosen), document.file, chosen)
+        config = document.to_config(OptimizerConfig, chosen)
     except ConfigError as error:
         raise ConfigFileError(error.issues, error.title, chosen) from None
+    try:
+        config = config.for_run(total_steps, steps_per_epoch)
+        if require_run:
+            config.require_run()
+    except pydantic.ValidationError as error:
+        prefix = tuple(chosen.split(".")) if chosen else ()
+        issues = ConfigError.from_validation_error(
+            error, prefix=prefix, positions=document.positions, title=f"invalid config in {document.file}"
+        )
+        raise ConfigFileError(issues.issues, issues.title, chosen) from None
+    except ValueError as error:
+        raise UsageError(f"{document.file}: {error}") from None
+    return LoadedConfig(config, document.file, chosen)
 
 
-def load_config_or_schedules(path: str | Path, key: str | None = None) -> LoadedConfig | LoadedSchedules:
-    """An optimizer config, as :func:`load_optimizer_config` reads it, or a file of bare schedules.
+def load_config_or_schedules(
+    path: str | Path,
+    key: str | None = None,
+    *,
+    total_steps: int | None = None,
+    steps_per_epoch: int | None = None,
+    require_run: bool = False,
+) -> LoadedConfig | LoadedSchedules:
+    """An optimizer config, as :func:`load_optimizer_config` reads it (with the run of
+    ``total_steps`` / ``steps_per_epoch``), or a file of bare schedules.
 
     A file (or the part at ``key``) holds bare schedules when it is a mapping whose every value is a
     schedule (a mapping of ``LearningRate`` keys, such as ``cosine_decay:``, or close ones: a typo is
@@ -175,10 +239,7 @@ def load_config_or_schedules(path: str | Path, key: str | None = None) -> Loaded
     if is_schedule_mapping(data):
         return _validated_schedules(document, data, prefix, key)
     chosen = key if key is not None else find_key(document)
-    try:
-        return LoadedConfig(document.to_config(OptimizerConfig, chosen), document.file, chosen)
-    except ConfigError as error:
-        raise ConfigFileError(error.issues, error.title, chosen) from None
+    return _config_of(document, chosen, total_steps, steps_per_epoch, require_run)
 
 
 def looks_like_schedule(value: Any) -> bool:

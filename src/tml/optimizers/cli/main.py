@@ -31,19 +31,20 @@ except ModuleNotFoundError as missing:  # installed without the cli extra
 from tml.core.config import ConfigError
 from tml.optimizers.algorithms import OptimizerAlgorithmConfig
 from tml.optimizers.algorithms.custom import without_class_imports
-from tml.optimizers.cli import catalog, summary
+from tml.optimizers.cli import catalog, horizon, summary
 from tml.optimizers.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError, UsageError
 from tml.optimizers.cli.groups import group_schedules, load_model, rule_rows
 from tml.optimizers.cli.loading import (
     LoadedConfig,
     LoadedSchedules,
+    curves_of,
     load_config_or_schedules,
     load_curves,
     load_optimizer_config,
 )
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, Curve, image_format, plot_curves
 from tml.optimizers.cli.schema import optimizer_schema
-from tml.optimizers.config import LearningRate
+from tml.optimizers.config import LearningRate, OptimizerConfig
 from tml.optimizers.describe import describe_param_groups
 from tml.optimizers.fields import MAX_SCHEDULE_STEP
 from tml.optimizers.runtime.resume import RESUME_POLICIES
@@ -135,7 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="dotted key of the optimizer config in the file (model.optimizer); default: the document "
         "itself, or the key named 'optimizer'",
     )
-    config_options = argparse.ArgumentParser(add_help=False, parents=[key_option])
+    run_options = argparse.ArgumentParser(add_help=False)
+    run_options.add_argument(
+        "--total-steps",
+        type=_positive,
+        help="the run's total_steps, for schedule lengths written as a percentage ('2%%'); an error if "
+        "the config sets another",
+    )
+    run_options.add_argument(
+        "--steps-per-epoch", type=_positive, help="steps per epoch, for schedule lengths in epochs ('3ep')"
+    )
+    loading_options = argparse.ArgumentParser(add_help=False, parents=[key_option, run_options])
+    config_options = argparse.ArgumentParser(add_help=False, parents=[loading_options])
     config_options.add_argument("config", metavar="CONFIG", help="a YAML file holding an optimizer config")
 
     parser = argparse.ArgumentParser(
@@ -150,9 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {_version()}")
     parser.set_defaults(debug=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_validate(commands, common, key_option)
+    _add_validate(commands, common, loading_options)
     _add_show(commands, common, config_options)
-    _add_plot(commands, common, key_option)
+    _add_plot(commands, common, loading_options)
     _add_groups(commands, common, config_options)
     _add_schema(commands, common)
     _add_list(commands, common)
@@ -216,6 +228,13 @@ def _add_show(
         "--steps", type=_positive, help="last step of the table (default: the last phase boundary)"
     )
     show.add_argument("--at", type=_step_list, help="comma-separated steps instead of the phase boundaries")
+    show.add_argument(
+        "--resume-from",
+        metavar="CKPT",
+        help="a checkpoint (a step-* directory, or a directory of them: the latest): each group's LR at "
+        "its step under the checkpoint's schedule and under this config's, the jump a resume with "
+        "resume: config would make",
+    )
     show.set_defaults(run=run_show)
 
 
@@ -402,7 +421,7 @@ def run_validate(arguments: argparse.Namespace, console: Console) -> int:
     with imports:  # an untrusted file's custom class is not imported (its code would run)
         for config in arguments.configs:
             try:
-                loaded = load_config_or_schedules(config, arguments.key)
+                loaded = _load_any(arguments, config)
             except (ConfigError, UsageError) as error:
                 if arguments.debug:
                     raise
@@ -456,6 +475,9 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
     algorithm = loaded.config.algorithm()
     settings = ", ".join(f"{name}={value}" for name, value in algorithm.optimizer_kwargs().items())
     console.print(f"algorithm: {loaded.config.chosen('optimizer')[0]} ({_class_name(algorithm)}) {settings}")
+    if not all(spec.resolved for spec in loaded.config.group_specs()):
+        _print_run_lengths(loaded.config, console)  # the schedules are resolved (and checked) at build
+        return
     rows = rule_rows(loaded.config)
     table = Table(
         title="param-group rules, in order (the first that matches a parameter claims it), then the "
@@ -494,6 +516,7 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
         "its final value from that step on (never: it keeps changing)"
     )
     console.print(f"the groups built for a model: tml-optim groups {loaded.file} --model MODULE:FACTORY")
+    _print_run_lengths(loaded.config, console)
 
 
 def _print_schedules_summary(loaded: LoadedSchedules, console: Console) -> None:
@@ -526,9 +549,53 @@ def _class_name(algorithm: OptimizerAlgorithmConfig) -> str:
         return f"{getattr(algorithm, 'class_path', '?')}, not imported"
 
 
+def _load(
+    arguments: argparse.Namespace, path: str, *, require_run: bool = False, total_steps: int | None = None
+) -> LoadedConfig:
+    """The config of ``path`` at ``--key``, with the run of ``--total-steps`` (or ``total_steps``) and
+    ``--steps-per-epoch``."""
+    return load_optimizer_config(
+        path,
+        arguments.key,
+        total_steps=total_steps or arguments.total_steps,
+        steps_per_epoch=arguments.steps_per_epoch,
+        require_run=require_run,
+    )
+
+
+def _load_any(
+    arguments: argparse.Namespace, path: str, *, require_run: bool = False
+) -> LoadedConfig | LoadedSchedules:
+    """As :func:`_load`, or the bare schedules of a file that holds no optimizer config."""
+    return load_config_or_schedules(
+        path,
+        arguments.key,
+        total_steps=arguments.total_steps,
+        steps_per_epoch=arguments.steps_per_epoch,
+        require_run=require_run,
+    )
+
+
+def _print_run_lengths(config: OptimizerConfig, console: Console) -> None:
+    """The schedule lengths written relative to the run, each with the steps it resolves to."""
+    lengths = config.run_lengths()
+    if not lengths:
+        return
+    run = ", ".join(f"{name} {value}" for name, value in vars(config.run()).items() if value is not None)
+    console.print(f"schedule lengths relative to the run ({run or 'no run given'}):")
+    for path, written, steps in lengths:
+        resolved = f"{steps} steps" if steps is not None else "resolved at build (give --total-steps)"
+        console.print(f"  {path}: {written!r} → {resolved}")
+
+
 def run_show(arguments: argparse.Namespace, console: Console) -> int:
     with without_class_imports():  # the schedules need no class: an untrusted file runs no code
-        curves = load_curves(arguments.config, arguments.key)
+        loaded = _load_any(arguments, arguments.config, require_run=True)
+    if arguments.resume_from is not None:
+        if not isinstance(loaded, LoadedConfig):
+            raise UsageError(f"{loaded.file}: --resume-from needs an optimizer config, not bare schedules")
+        return _show_resume(loaded, arguments.resume_from, console)
+    curves = curves_of(loaded)
     _print_lr_table(
         curves.schedules,
         curves.multipliers,
@@ -536,6 +603,8 @@ def run_show(arguments: argparse.Namespace, console: Console) -> int:
         arguments,
         console,
     )
+    if curves.config is not None:
+        _print_run_lengths(curves.config, console)
     return EXIT_OK
 
 
@@ -580,13 +649,41 @@ def _print_lr_table(
     console.print(table)
 
 
+def _show_resume(loaded: LoadedConfig, checkpoint: str, console: Console) -> int:
+    path, state = horizon.read_scheduler_state(checkpoint)
+    step, rows = horizon.resume_rows(loaded.config, state)
+    table = Table(title=f"learning rate at the resume step {step} of {path}", title_justify="left")
+    for column in ("group", "checkpoint (before)", "this config (after)", "change"):
+        table.add_column(column, justify="left" if column in ("group", "change") else "right")
+    for row in rows:
+        before = "—" if row.before is None else summary.format_lr(row.before)
+        table.add_row(row.group, before, summary.format_lr(row.after), row.change)
+    console.print(table)
+    if any(horizon.is_jump(row) for row in rows):
+        console.print(
+            "the schedules differ: a resume under resume: config (or --resume-policy config) continues "
+            f"from step {step} on this config's curve; strict refuses the checkpoint"
+        )
+    _print_run_lengths(loaded.config, console)
+    return EXIT_OK
+
+
 def run_plot(arguments: argparse.Namespace, console: Console) -> int:
     try:
         image_format(arguments.output)
     except ValueError as error:
         raise UsageError(str(error)) from None
     with without_class_imports():
-        sources = [load_curves(path, arguments.key) for path in arguments.configs]
+        sources = [
+            load_curves(
+                path,
+                arguments.key,
+                total_steps=arguments.total_steps,
+                steps_per_epoch=arguments.steps_per_epoch,
+                require_run=True,
+            )
+            for path in arguments.configs
+        ]
     names = [Path(source.file).name for source in sources]
     if len(set(names)) < len(names):  # the same file name in two folders: the paths as given
         names = [source.file for source in sources]
@@ -614,11 +711,14 @@ def run_plot(arguments: argparse.Namespace, console: Console) -> int:
     )
     files = f" from {len(sources)} files" if len(sources) > 1 else ""
     console.print(f"wrote {path} (steps 0 to {end}, {len(curves)} curve(s){files})")
+    for source in sources:
+        if source.config is not None:
+            _print_run_lengths(source.config, console)
     return EXIT_OK
 
 
 def run_groups(arguments: argparse.Namespace, console: Console) -> int:
-    loaded = load_optimizer_config(arguments.config, arguments.key)
+    loaded = _load(arguments, arguments.config, require_run=True)
     model = load_model(arguments.model, arguments.model_arg)
     try:
         described = describe_param_groups(model, loaded.config)
@@ -720,7 +820,12 @@ def run_train(arguments: argparse.Namespace, console: Console) -> int:
 
     if launched_ranks().rank != 0:  # under torchrun, rank 0 alone prints progress and results
         console = Console(quiet=True)
-    loaded = load_optimizer_config(arguments.config, arguments.key)
+    loaded = _load(arguments, arguments.config)
+    if loaded.config.total_steps is None and any(
+        text.endswith("%") for _, text, _ in loaded.config.run_lengths()
+    ):
+        # Relative lengths and no total_steps: the run is --steps long.
+        loaded = _load(arguments, arguments.config, require_run=True, total_steps=arguments.steps)
     checkpoint_dir = arguments.checkpoint_dir or Path("runs") / Path(arguments.config).stem
     options = TrainOptions(
         steps=arguments.steps,

@@ -17,10 +17,18 @@ import pydantic
 
 from tml.core.config import located_error, raise_at, relocate
 from tml.optimizers.algorithms import OptimizerAlgorithmConfig
-from tml.optimizers.fields import MAX_SCHEDULE_STEP
+from tml.optimizers.fields import MAX_SCHEDULE_STEP, relative_lengths
 from tml.optimizers.groups.recap import BACKBONE_GROUP, SINGLE_TASK_GROUP, tower_pattern
 from tml.optimizers.groups.rules import DEFAULT_GROUP, ParamGroupConfig
-from tml.optimizers.schedules import LearningRate, compute_lr, schedule_bounds, schedule_milestones
+from tml.optimizers.schedules import (
+    LearningRate,
+    Run,
+    can_resolve,
+    compute_lr,
+    resolve_schedule,
+    schedule_bounds,
+    schedule_milestones,
+)
 from tml.optimizers.schedules.plateau import ReduceOnPlateau
 
 if TYPE_CHECKING:
@@ -43,6 +51,8 @@ class GroupSpec:
     patterns: tuple[str, ...]
     algorithm: OptimizerAlgorithmConfig
     schedule: LearningRate
+    """The schedule as it trains: its lengths relative to the run resolved to steps, when the run is
+    known (see :attr:`resolved`)."""
     lr_multiplier: float = 1.0
     exclude_from_weight_decay: tuple[str, ...] = ()
     path: str = ""
@@ -52,6 +62,9 @@ class GroupSpec:
     reduce_on_plateau: ReduceOnPlateau | None = None
     """Metric-driven decay of the group's LR: the rule's own, else the optimizer's (``false`` in the
     rule: none)."""
+    resolved: bool = True
+    """False when the schedule has lengths relative to the run that the config's ``total_steps`` /
+    ``steps_per_epoch`` do not resolve: it is resolved (and checked) when the optimizer is built."""
 
 
 def as_schedule(lr: float | LearningRate) -> LearningRate:
@@ -141,7 +154,9 @@ def resolve_groups(config: OptimizerConfig) -> tuple[GroupSpec, ...]:
         path=f"the group of unclaimed parameters ({default_group_name(config)!r})",
         reduce_on_plateau=config.reduce_on_plateau,
     )
-    specs = (*rules, unclaimed)
+    specs = tuple(
+        _resolved(config, index, spec, len(rules), title) for index, spec in enumerate((*rules, unclaimed))
+    )
     _check_finite_learning_rates(config, specs, title)
     _check_plateau_floors(config, specs, title)
     return specs
@@ -167,6 +182,34 @@ def _check_plateau_floors(config: OptimizerConfig, specs: tuple[GroupSpec, ...],
                 "min_learning_rate, or reduce_on_plateau: false in that group",
                 plateau.min_learning_rate,
             )
+
+
+def config_run(config: OptimizerConfig) -> Run:
+    """The run the config's relative lengths are relative to: its ``total_steps`` and ``steps_per_epoch``."""
+    return Run(config.total_steps, config.steps_per_epoch)
+
+
+def _resolved(config: OptimizerConfig, index: int, spec: GroupSpec, rule_count: int, title: str) -> GroupSpec:
+    """``spec`` with its schedule's relative lengths resolved (checked at the schedule's config path),
+    or marked unresolved when the config does not give the run."""
+    if not relative_lengths(spec.schedule):
+        return spec
+    path = _schedule_path(config, index) if index < rule_count else _default_schedule_path(config)
+    schedule = _resolved_schedule(config, spec.schedule, path, title)
+    if schedule is None:
+        return dataclasses.replace(spec, resolved=False)
+    return dataclasses.replace(spec, schedule=schedule)
+
+
+def _resolved_schedule(
+    config: OptimizerConfig, schedule: LearningRate, path: tuple[str | int, ...], title: str
+) -> LearningRate | None:
+    """``schedule`` resolved with the config's run (refused at ``path`` if it does not fit), or
+    ``None`` when the config does not give the numbers its relative lengths need."""
+    run = config_run(config)
+    if not can_resolve(schedule, run):
+        return None
+    return resolve_schedule(schedule, run.total_steps, run.steps_per_epoch, title=title, path=path)
 
 
 def _default_schedule_path(config: OptimizerConfig) -> tuple[str | int, ...]:
@@ -204,6 +247,8 @@ def _check_finite_learning_rates(config: OptimizerConfig, specs: tuple[GroupSpec
     with ``div_factor: 1.0e-309`` peaks at inf, ``lr: 1.0e300`` with ``lr_multiplier: 1.0e10`` is inf.
     """
     for index, spec in enumerate(specs):
+        if not spec.resolved:  # checked once the run is known, when the optimizer is built
+            continue
         is_rule = index < len(specs) - 1
         schedule_path = _schedule_path(config, index) if is_rule else _default_schedule_path(config)
         try:
@@ -250,7 +295,14 @@ def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
             algorithm.model_dump(mode="json", exclude_none=True),
         )
     if config.learning_rate is not None:
-        _check_unused_lr(algorithm.lr, config.learning_rate, (key, "lr"), "learning_rate", title)
+        _check_unused_lr(
+            config,
+            algorithm.lr,
+            (config.learning_rate, ("learning_rate",)),
+            (key, "lr"),
+            "learning_rate",
+            title,
+        )
     if algorithm.lr is None and not given:
         raise_at(
             title,
@@ -261,17 +313,29 @@ def _check_schedule_given_once(config: OptimizerConfig, title: str) -> None:
 
 
 def _check_unused_lr(
-    lr: object, schedule: LearningRate, path: tuple[str | int, ...], schedule_key: str, title: str
+    config: OptimizerConfig,
+    lr: object,
+    schedule_at: tuple[LearningRate, tuple[str | int, ...]],
+    path: tuple[str | int, ...],
+    schedule_key: str,
+    title: str,
 ) -> None:
     """A number ``lr`` beside a schedule is not used: it must be the schedule's greatest value.
 
     The original's configs write both (TwHIN: ``sgd: {lr: 0.05}`` and ``learning_rate: {constant:
     0.05}``), so an equal ``lr`` is accepted; one that differs would be silently discarded.
     recap's keys (``multi_task_learning_rates``…) are left alone: its configs carry an ``lr`` that the
-    towers' schedules override by design.
+    towers' schedules override by design. ``schedule_at`` is the schedule and its config path (where
+    its relative lengths, if any, are resolved with the config's run, and checked).
     """
     if not isinstance(lr, (int, float)) or isinstance(lr, bool):
         return
+    schedule, schedule_path = schedule_at
+    if relative_lengths(schedule):  # its peak may depend on its lengths: checked once resolved
+        resolved = _resolved_schedule(config, schedule, schedule_path, title)
+        if resolved is None:
+            return
+        schedule = resolved
     try:
         peak = schedule_bounds(schedule)[1]
     except (OverflowError, ZeroDivisionError):
@@ -320,8 +384,9 @@ def _resolve_rule(config: OptimizerConfig, index: int, group: ParamGroupConfig) 
         algorithm = default
     if group.learning_rate is not None and own is not None:
         _check_unused_lr(
+            config,
             own[1].lr,
-            group.learning_rate,
+            (group.learning_rate, ("param_groups", index, "learning_rate")),
             ("param_groups", index, own[0], "lr"),
             "the group's learning_rate",
             title,
@@ -387,6 +452,7 @@ __all__ = [
     "RECAP_KEYS",
     "GroupSpec",
     "as_schedule",
+    "config_run",
     "default_group_name",
     "default_schedule",
     "resolve_groups",

@@ -28,7 +28,13 @@ class LightningOptimizerConfig(TypedDict):
     lr_scheduler: LightningSchedulerConfig
 
 
-def configure_optimizers(module: torch.nn.Module, config: OptimizerConfig) -> LightningOptimizerConfig:
+def configure_optimizers(
+    module: torch.nn.Module,
+    config: OptimizerConfig,
+    *,
+    total_steps: int | None = None,
+    steps_per_epoch: int | None = None,
+) -> LightningOptimizerConfig:
     """The optimizer and scheduler of ``module`` in the form ``LightningModule.configure_optimizers`` returns.
 
     Builds ``build_optimizer(module, config)`` and asks Lightning to step the scheduler with
@@ -47,6 +53,10 @@ def configure_optimizers(module: torch.nn.Module, config: OptimizerConfig) -> Li
       module: the model, usually the ``LightningModule`` itself (``self``); its trainable parameters
         are matched against the config's param-group rules by their names in ``module``.
       config: the optimizer config.
+      total_steps, steps_per_epoch: the run that schedule lengths written relative to it
+        (``"2%"``, ``"3ep"``) are resolved with, as ``build_optimizer``'s: in a ``LightningModule``,
+        ``total_steps=int(self.trainer.estimated_stepping_batches)`` (optimizer steps, gradient
+        accumulation counted).
 
     Returns:
       ``{"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step",
@@ -70,7 +80,9 @@ def configure_optimizers(module: torch.nn.Module, config: OptimizerConfig) -> Li
       >>> lrs
       [0.0, 0.05, 0.1, 0.1]
     """
-    optimizer, scheduler = build_optimizer(module, config)
+    optimizer, scheduler = build_optimizer(
+        module, config, total_steps=total_steps, steps_per_epoch=steps_per_epoch
+    )
     return {
         "optimizer": optimizer,
         "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},

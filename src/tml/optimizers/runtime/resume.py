@@ -5,7 +5,10 @@ Every torch optimizer that ``build_optimizer`` builds (each child of a ``Combine
 :data:`RESUME_KEY`: a JSON string of the group's record, ``{"param_names": [...], "shapes": [...],
 "fingerprint": {...}}``, the fingerprint being what the config asks of the group (algorithm, torch
 class, hyperparameters, schedule, LR multiplier, implementation, flatten, tensor_lr, and
-``reduce_on_plateau`` where a group has one). Torch itself
+``reduce_on_plateau`` where a group has one). The schedule is the resolved one, what trains: its
+lengths relative to the run (``"2%"`` of ``total_steps``) are recorded as the steps they resolved
+to, so ``strict`` compares steps, however they were written, and a longer ``total_steps`` is a
+change of schedule (applied under ``config``). Torch itself
 ignores the key (a plain torch optimizer loads the state dict as before). ``load_state_dict()``
 compares the saved records with this optimizer's before torch copies anything:
 
@@ -61,7 +64,8 @@ class ResumeWarning(UserWarning):
 
 
 def fingerprint(group: ParamGroup) -> dict[str, Any]:
-    """What the config asks of one param group, as JSON data (compared on every load)."""
+    """What the config asks of one param group, as JSON data (compared on every load); the schedule
+    with its relative lengths resolved to steps (the group's, as planned)."""
     algorithm = group.algorithm
     torch_class = algorithm.torch_class()
     # reduce_on_plateau is recorded only where it is set, so the records of other groups are unchanged.

@@ -3,11 +3,13 @@
 - :mod:`.seed`: the original four kinds (constant, piecewise_constant, the two linear ramps);
 - :mod:`.decay`: linear, piecewise_linear and the ``*_decay`` kinds, inverse_sqrt, WSD;
 - :mod:`.cyclic`: cosine_with_restarts, one_cycle, cyclic; :mod:`.sequence`: phases joined;
+- :mod:`.anneal`: any schedule, then a decay from its value at a step (anneal from here);
 - :mod:`.warmup`: the warmup primitive; :mod:`.learning_rate`: the ``LearningRate`` one-of;
 - :mod:`.ops`: the scalar and tensor arithmetic; :mod:`.registry`: the kinds by config class,
-  ``compile_schedule`` and ``compute_lr``.
+  ``compile_schedule`` and ``compute_lr``; :mod:`.run`: lengths relative to the run resolved.
 """
 
+from tml.optimizers.schedules.anneal import Anneal
 from tml.optimizers.schedules.cyclic import CosineWithRestarts, Cyclic, OneCycle
 from tml.optimizers.schedules.decay import (
     CosineDecay,
@@ -31,14 +33,17 @@ from tml.optimizers.schedules.registry import (
     schedule_closure,
     schedule_discontinuities,
     schedule_kind,
+    schedule_last_phase,
     schedule_milestones,
 )
+from tml.optimizers.schedules.run import Run, can_resolve, resolve_schedule, resolved_lengths
 from tml.optimizers.schedules.seed import LinearRampToConstant, LinearRampToCosine, PiecewiseConstant
 from tml.optimizers.schedules.sequence import ScheduleSequence, SequencePhase
 from tml.optimizers.schedules.warmup import WarmupFields
 
 __all__ = [
     "SCHEDULES",
+    "Anneal",
     "CosineDecay",
     "CosineWithRestarts",
     "Cyclic",
@@ -53,18 +58,23 @@ __all__ = [
     "PiecewiseConstant",
     "PiecewiseLinear",
     "PolynomialDecay",
+    "Run",
     "ScheduleKind",
     "ScheduleSequence",
     "SequencePhase",
     "WarmupFields",
     "WarmupStableDecay",
+    "can_resolve",
     "compile_schedule",
     "compute_lr",
     "evaluate",
     "register_schedule",
+    "resolve_schedule",
+    "resolved_lengths",
     "schedule_bounds",
     "schedule_closure",
     "schedule_discontinuities",
     "schedule_kind",
+    "schedule_last_phase",
     "schedule_milestones",
 ]

@@ -13,11 +13,12 @@ import pydantic
 
 from tml.core.config.base_config import StrictConfig
 from tml.optimizers.fields import (
+    WHOLE_RUN,
     DecayFactor,
     LearningRateValue,
     PositiveFloat,
     PositiveInteger,
-    PositiveSteps,
+    PositiveLength,
 )
 from tml.optimizers.schedules.decay import LISTED_CYCLES
 from tml.optimizers.schedules.ops import Closure, Number, Ops, cosine_anneal, cycle_start, half_cosine
@@ -33,7 +34,7 @@ class CosineWithRestarts(WarmupFields):
     final_learning_rate: LearningRateValue = pydantic.Field(
         0.0, description="The learning rate each cycle decays towards; at most learning_rate."
     )
-    first_cycle_steps: PositiveSteps = pydantic.Field(description="Number of steps of the first cycle.")
+    first_cycle_steps: PositiveLength = pydantic.Field(description="Number of steps of the first cycle.")
     cycle_multiplier: PositiveInteger = pydantic.Field(
         1, description="Each cycle is this many times longer than the one before (an integer ≥ 1)."
     )
@@ -50,8 +51,11 @@ class OneCycle(StrictConfig):
     """The 1cycle policy, with the same values as torch's ``OneCycleLR``, holding from its last step."""
 
     max_learning_rate: LearningRateValue = pydantic.Field(description="The peak learning rate.")
-    total_steps: PositiveSteps = pydantic.Field(
-        description="Number of steps of the cycle; from step total_steps - 1 on the value holds."
+    total_steps: PositiveLength = pydantic.Field(
+        WHOLE_RUN,
+        description="Number of steps of the cycle; from step total_steps - 1 on the value holds. "
+        "Its own length, independent of the run's total_steps, unless left out or relative: left "
+        "out it is '100%', the run's total_steps (refused when the run gives none).",
     )
     pct_start: float = pydantic.Field(
         0.3,
@@ -80,7 +84,7 @@ class OneCycle(StrictConfig):
     @classmethod
     def _warmup_has_a_step(cls, pct_start: float, info: pydantic.ValidationInfo) -> float:
         total_steps = info.data.get("total_steps")
-        if total_steps is not None and pct_start * total_steps <= 1:
+        if isinstance(total_steps, int) and pct_start * total_steps <= 1:
             raise ValueError(
                 f"pct_start * total_steps must be greater than 1 (the rise ends at step "
                 f"pct_start * total_steps - 1 > 0), got {pct_start} * {total_steps} = "
@@ -94,7 +98,7 @@ class OneCycle(StrictConfig):
         total_steps, pct_start = info.data.get("total_steps"), info.data.get("pct_start")
         if (
             three_phase
-            and total_steps is not None
+            and isinstance(total_steps, int)
             and pct_start is not None
             and 2 * pct_start * total_steps - 2 >= total_steps - 1
         ):
@@ -116,8 +120,8 @@ class Cyclic(StrictConfig):
     max_learning_rate: LearningRateValue = pydantic.Field(
         description="The top of the first cycle; at least base_learning_rate."
     )
-    step_size_up: PositiveSteps = pydantic.Field(description="Number of steps of the rise of each cycle.")
-    step_size_down: PositiveSteps | None = pydantic.Field(
+    step_size_up: PositiveLength = pydantic.Field(description="Number of steps of the rise of each cycle.")
+    step_size_down: PositiveLength | None = pydantic.Field(
         None, description="Number of steps of the fall of each cycle; null: as step_size_up."
     )
     mode: Literal["triangular", "triangular2", "exp_range"] = pydantic.Field(
@@ -157,6 +161,7 @@ def _restarts(config: CosineWithRestarts) -> list[int]:
     bounds=lambda c: (c.final_learning_rate, c.learning_rate),
     milestones=_restarts,
     discontinuities=_restarts,
+    last_phase=lambda _: 0,
 )
 def cosine_with_restarts(config: CosineWithRestarts, ops: Ops) -> Closure:
     """SGDR: half cosines down to the final learning rate, each restarting at a (decayed) peak.
@@ -285,6 +290,7 @@ def _cyclic_ends(config: Cyclic) -> list[int]:
     Cyclic,
     bounds=lambda c: (c.base_learning_rate, c.max_learning_rate),
     milestones=_cyclic_ends,
+    last_phase=lambda _: 0,
 )
 def cyclic(config: Cyclic, ops: Ops) -> Closure:
     """Triangular cycles: the values of torch's ``CyclicLR``, with the cycle counted exactly.

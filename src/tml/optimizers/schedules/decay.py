@@ -14,9 +14,9 @@ from tml.core.config.base_config import StrictConfig
 from tml.optimizers.fields import (
     DecayFactor,
     LearningRateValue,
-    NonNegativeSteps,
+    NonNegativeLength,
     PositiveFloat,
-    PositiveSteps,
+    PositiveLength,
 )
 from tml.optimizers.schedules.ops import Closure, Number, Ops, cosine_anneal
 from tml.optimizers.schedules.registry import register_schedule
@@ -34,7 +34,7 @@ class Linear(StrictConfig):
     end_learning_rate: LearningRateValue = pydantic.Field(
         description="The learning rate at step `steps` and after; may be above or below the start."
     )
-    steps: PositiveSteps = pydantic.Field(description="Number of steps from the start to the end value.")
+    steps: PositiveLength = pydantic.Field(description="Number of steps from the start to the end value.")
 
 
 class PiecewiseLinear(StrictConfig):
@@ -69,7 +69,7 @@ class DecayFields(WarmupFields):
     final_learning_rate: LearningRateValue = pydantic.Field(
         0.0, description="The learning rate at decay_steps and after; at most learning_rate."
     )
-    decay_steps: PositiveSteps = pydantic.Field(
+    decay_steps: PositiveLength = pydantic.Field(
         description="Number of steps of the decay (after the warmup)."
     )
 
@@ -95,7 +95,7 @@ class ExponentialDecay(WarmupFields):
         description="The learning rate at the start of the decay."
     )
     decay_rate: DecayFactor = pydantic.Field(description="Factor applied every decay_steps steps, in (0, 1].")
-    decay_steps: PositiveSteps = pydantic.Field(
+    decay_steps: PositiveLength = pydantic.Field(
         1, description="Number of steps over which the learning rate is multiplied by decay_rate once."
     )
     staircase: pydantic.StrictBool = pydantic.Field(
@@ -126,7 +126,7 @@ class InverseSqrt(WarmupFields):
     """``learning_rate * sqrt(timescale / (t + timescale))``: the Transformer's inverse square root."""
 
     learning_rate: LearningRateValue = pydantic.Field(description="The learning rate at t = 0.")
-    timescale: PositiveSteps = pydantic.Field(
+    timescale: PositiveLength = pydantic.Field(
         description="Steps after which the learning rate has fallen to learning_rate / sqrt(2); with "
         "warmup_steps equal to it, this is HF transformers' inverse_sqrt schedule."
     )
@@ -139,10 +139,10 @@ class WarmupStableDecay(WarmupFields):
     """WSD: hold ``learning_rate`` for ``stable_steps``, then decay to ``final_learning_rate``."""
 
     learning_rate: LearningRateValue = pydantic.Field(description="The learning rate of the stable phase.")
-    stable_steps: NonNegativeSteps = pydantic.Field(
+    stable_steps: NonNegativeLength = pydantic.Field(
         description="Number of steps (after the warmup) at learning_rate before the decay starts."
     )
-    decay_steps: PositiveSteps = pydantic.Field(description="Number of steps of the decay.")
+    decay_steps: PositiveLength = pydantic.Field(description="Number of steps of the decay.")
     final_learning_rate: LearningRateValue = pydantic.Field(
         0.0, description="The learning rate at the end of the decay and after; at most learning_rate."
     )
@@ -300,6 +300,7 @@ def _stairs(config: ExponentialDecay) -> list[int]:
     bounds=_peak_to_final,
     milestones=_stairs,
     discontinuities=_stairs,
+    last_phase=lambda _: 0,
 )
 def exponential_decay(config: ExponentialDecay, ops: Ops) -> Closure:
     """An exponential decay, continuous or in stairs, never below the final learning rate.
@@ -391,12 +392,16 @@ def inverse_sqrt(config: InverseSqrt, ops: Ops) -> Closure:
     return lr_at
 
 
-def _decay_curve(config: WarmupStableDecay, ops: Ops) -> Closure:
-    """The decay of :class:`WarmupStableDecay` by ``decay_shape``, held at the end after ``decay_steps``."""
-    peak, final, steps, sqrt = config.learning_rate, config.final_learning_rate, config.decay_steps, ops.sqrt
-    amplitude = peak - final
-    if config.decay_shape == "cosine":
-        return cosine_anneal(0, steps, peak, final, ops)
+def decay_curve(start: float, final: float, steps: int, shape: DecayShape, ops: Ops) -> Closure:
+    """A decay from ``start`` at step 0 to ``final`` at ``steps`` by ``shape``, then ``final``.
+
+    ``f(p)`` with ``p = t / steps``: ``linear`` ``1 - p``, ``cosine`` ``(1 + cos(πp)) / 2``, ``1-sqrt``
+    ``1 - sqrt(p)`` (computed as ``(1 - p) / (1 + sqrt(p))``); the value is
+    ``final + (start - final) · f(p)``, also when ``final`` is above ``start``.
+    """
+    sqrt, amplitude = ops.sqrt, start - final
+    if shape == "cosine":
+        return cosine_anneal(0, steps, start, final, ops)
 
     def straight(t: Number) -> Number:
         return (1.0 - t / steps) * amplitude + final
@@ -405,7 +410,14 @@ def _decay_curve(config: WarmupStableDecay, ops: Ops) -> Closure:
         progress = t / steps
         return (1.0 - progress) / (sqrt(progress) + 1.0) * amplitude + final
 
-    return ops.piecewise([steps], [straight if config.decay_shape == "linear" else one_minus_sqrt, final])
+    return ops.piecewise([steps], [straight if shape == "linear" else one_minus_sqrt, final])
+
+
+def _decay_curve(config: WarmupStableDecay, ops: Ops) -> Closure:
+    """The decay of :class:`WarmupStableDecay` by ``decay_shape``, held at the end after ``decay_steps``."""
+    return decay_curve(
+        config.learning_rate, config.final_learning_rate, config.decay_steps, config.decay_shape, ops
+    )
 
 
 @register_schedule(

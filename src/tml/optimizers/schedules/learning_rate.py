@@ -9,6 +9,7 @@ from pydantic.json_schema import JsonDict
 
 from tml.core.config.base_config import StrictConfig
 from tml.optimizers.fields import LearningRateValue
+from tml.optimizers.schedules.anneal import Anneal
 from tml.optimizers.schedules.cyclic import CosineWithRestarts, Cyclic, OneCycle
 from tml.optimizers.schedules.decay import (
     CosineDecay,
@@ -79,13 +80,16 @@ class LearningRate(StrictConfig):
     sequence: ScheduleSequence | None = pydantic.Field(
         None, json_schema_extra=_ONE_OF_LR, description=ScheduleSequence.__doc__
     )
+    anneal: Anneal | None = pydantic.Field(None, json_schema_extra=_ONE_OF_LR, description=Anneal.__doc__)
 
     def kind(self) -> Any:
         """The config of the chosen kind (a float for ``constant``)."""
         return self.chosen("lr")[1]
 
 
-# A sequence's phases hold a LearningRate: the recursion is closed here, where both are defined.
+# A sequence's phases and an anneal hold a LearningRate: the recursion is closed here, where all are
+# defined.
 SequencePhase.model_rebuild(_types_namespace={"LearningRate": LearningRate})
+Anneal.model_rebuild(_types_namespace={"LearningRate": LearningRate})
 ScheduleSequence.model_rebuild()
 LearningRate.model_rebuild()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, overload
 
 import torch
 
-from tml.optimizers.fields import MAX_SCHEDULE_STEP
+from tml.optimizers.fields import MAX_SCHEDULE_STEP, relative_lengths
 from tml.optimizers.schedules.ops import SCALAR, TENSOR, Closure, Number, Ops
 from tml.optimizers.schedules.warmup import (
     WarmupFields,
@@ -32,6 +32,10 @@ MakeT = TypeVar("MakeT", bound=Make)
 
 def _no_discontinuity(_: Any) -> list[int]:
     return []
+
+
+def _no_last_phase(_: Any) -> None:
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +57,10 @@ class ScheduleKind:
     those of its first cycles."""
     discontinuities: Callable[[Any], list[int]] = _no_discontinuity
     """The milestones where the value jumps; the formula is continuous at every other one."""
+    last_phase: Callable[[Any], int | None] = _no_last_phase
+    """The step at which the kind's last phase starts: from there the formula has no more phase
+    boundaries (it holds its final value, or is periodic, or asymptotic). ``None``: the last of its
+    milestones (0 without any)."""
 
     @property
     def warms_up(self) -> bool:
@@ -71,17 +79,20 @@ def register_schedule(
     bounds: Callable[[Any], tuple[float, float]],
     milestones: Callable[[Any], list[int]],
     discontinuities: Callable[[Any], list[int]] = _no_discontinuity,
+    last_phase: Callable[[Any], int | None] = _no_last_phase,
 ) -> Callable[[MakeT], MakeT]:
     """Register ``make(config, ops)`` as the constructor of ``LearningRate.<key>``.
 
-    ``bounds``, ``milestones`` and ``discontinuities`` are functions of the kind's config: see
-    :class:`ScheduleKind`. The tests check every registered kind against them.
+    ``bounds``, ``milestones``, ``discontinuities`` and ``last_phase`` are functions of the kind's
+    config: see :class:`ScheduleKind`. The tests check every registered kind against them.
     """
 
     def register(make: MakeT) -> MakeT:
         if config_class in SCHEDULES:
             raise ValueError(f"a schedule is already registered for {config_class.__name__}")
-        SCHEDULES[config_class] = ScheduleKind(key, config_class, make, bounds, milestones, discontinuities)
+        SCHEDULES[config_class] = ScheduleKind(
+            key, config_class, make, bounds, milestones, discontinuities, last_phase
+        )
         return make
 
     return register
@@ -96,6 +107,23 @@ def schedule_kind(lr_config: Any) -> tuple[ScheduleKind, Any]:
     if entry is None:
         raise TypeError(f"no schedule is registered for {type(lr_config).__name__}")
     return entry, lr_config
+
+
+def refuse_unresolved(lr_config: Any) -> None:
+    """Raise if the schedule still holds lengths relative to the run (``"2%"``, ``"3ep"``).
+
+    Raises:
+      ValueError: naming each relative length and how to resolve it.
+    """
+    found = relative_lengths(lr_config)
+    if found:
+        listing = ", ".join(f"{'.'.join(map(str, path))} {text!r}" for path, text in found)
+        raise ValueError(
+            f"the schedule has lengths relative to the run that are not resolved to steps ({listing}): "
+            "give the run's total_steps (and steps_per_epoch for epochs) in the optimizer config or to "
+            "build_optimizer(model, config, total_steps=...), or resolve the schedule with "
+            "resolve_schedule(schedule, total_steps=...)"
+        )
 
 
 def schedule_closure(lr_config: Any, ops: Ops) -> Closure:
@@ -119,11 +147,13 @@ def compile_schedule(lr_config: Any) -> Callable[[int], float]:
       >>> lr_at(0), lr_at(10**12)
       (0.5, 0.5)
     """
+    refuse_unresolved(lr_config)
     return schedule_closure(lr_config, SCALAR)
 
 
 def evaluate(lr_config: Any, t: Number, ops: Ops) -> Number:
     """A schedule at ``t`` on either backend; on tensors ``t`` may hold fractional steps."""
+    refuse_unresolved(lr_config)
     value = schedule_closure(lr_config, ops)(t)
     if isinstance(t, torch.Tensor):
         return _full(value, t)
@@ -193,6 +223,7 @@ def _compute_on_tensor(lr_config: Any, steps: torch.Tensor) -> torch.Tensor:
 
 def schedule_bounds(lr_config: Any) -> tuple[float, float]:
     """The least and greatest learning rate the schedule takes."""
+    refuse_unresolved(lr_config)
     entry, kind_config = schedule_kind(lr_config)
     bounds = entry.bounds(kind_config)
     return warmup_bounds(kind_config, bounds) if entry.warms_up else bounds
@@ -200,6 +231,7 @@ def schedule_bounds(lr_config: Any) -> tuple[float, float]:
 
 def schedule_milestones(lr_config: Any) -> list[int]:
     """The steps at which the schedule changes phase, ascending."""
+    refuse_unresolved(lr_config)
     entry, kind_config = schedule_kind(lr_config)
     milestones = entry.milestones(kind_config)
     return warmup_milestones(kind_config, milestones) if entry.warms_up else milestones
@@ -207,6 +239,26 @@ def schedule_milestones(lr_config: Any) -> list[int]:
 
 def schedule_discontinuities(lr_config: Any) -> list[int]:
     """The milestones at which the schedule's value jumps, ascending."""
+    refuse_unresolved(lr_config)
     entry, kind_config = schedule_kind(lr_config)
     discontinuities = entry.discontinuities(kind_config)
     return warmup_shift(kind_config, discontinuities) if entry.warms_up else discontinuities
+
+
+def schedule_last_phase(lr_config: Any) -> int:
+    """The step at which the schedule's last phase starts (its warmup included): from there on it
+    holds its final value, or repeats its cycles, or decays asymptotically, with no more phase
+    boundaries. A schedule whose lengths are relative to the run must reach it within the run.
+
+    Examples:
+      >>> from tml.optimizers.schedules import LearningRate
+      >>> schedule_last_phase(LearningRate.model_validate(
+      ...     {"cosine_decay": {"learning_rate": 0.1, "warmup_steps": 10, "decay_steps": 90}}))
+      100
+    """
+    refuse_unresolved(lr_config)
+    entry, kind_config = schedule_kind(lr_config)
+    last = entry.last_phase(kind_config)
+    if last is None:
+        last = max(entry.milestones(kind_config), default=0)
+    return kind_config.warmup_steps + last if entry.warms_up else last

@@ -6,11 +6,14 @@ from typing import Annotated, Any
 
 import pydantic
 
-from tml.optimizers.fields import NonNegativeSteps
+from tml.optimizers.fields import NonNegativeLength
 
 
 def _strictly_increasing(values: list[int], info: pydantic.ValidationInfo) -> list[int]:
+    # Steps relative to the run ("50%") are compared once resolved, when the config is checked again.
     for index in range(1, len(values)):
+        if not (isinstance(values[index], int) and isinstance(values[index - 1], int)):
+            continue
         if values[index] <= values[index - 1]:
             raise ValueError(
                 f"{info.field_name} must be strictly increasing, got {values[index]} at index {index} "
@@ -19,8 +22,9 @@ def _strictly_increasing(values: list[int], info: pydantic.ValidationInfo) -> li
     return values
 
 
-IncreasingSteps = Annotated[list[NonNegativeSteps], pydantic.AfterValidator(_strictly_increasing)]
-"""Steps each greater than the one before it (boundaries, milestones)."""
+IncreasingSteps = Annotated[list[NonNegativeLength], pydantic.AfterValidator(_strictly_increasing)]
+"""Steps each greater than the one before it (boundaries, milestones); each may be relative to the
+run (``"50%"``), compared with the others once resolved."""
 
 
 def final_at_most_peak() -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 import pydantic
 
 from tml.core.config.base_config import StrictConfig
-from tml.optimizers.fields import LearningRateValue, PositiveSteps
+from tml.optimizers.fields import LearningRateValue, PositiveLength
 from tml.optimizers.schedules.ops import Closure, Number, Ops, cosine_anneal
 from tml.optimizers.schedules.registry import register_schedule
 from tml.optimizers.schedules.rules import IncreasingSteps
@@ -42,7 +42,7 @@ class LinearRampToConstant(StrictConfig):
     """A straight line from 0 to ``learning_rate`` over ``num_ramp_steps`` steps, then constant."""
 
     learning_rate: LearningRateValue = pydantic.Field(description="The learning rate after the ramp.")
-    num_ramp_steps: PositiveSteps = pydantic.Field(
+    num_ramp_steps: PositiveLength = pydantic.Field(
         description="Number of steps to ramp the learning rate up from zero."
     )
 
@@ -56,10 +56,10 @@ class LinearRampToCosine(StrictConfig):
     final_learning_rate: LearningRateValue = pydantic.Field(
         description="The learning rate at final_num_steps and after."
     )
-    num_ramp_steps: PositiveSteps = pydantic.Field(
+    num_ramp_steps: PositiveLength = pydantic.Field(
         description="Number of steps to ramp the learning rate up from zero."
     )
-    final_num_steps: PositiveSteps = pydantic.Field(
+    final_num_steps: PositiveLength = pydantic.Field(
         description="The step at which the cosine decay ends; greater than num_ramp_steps."
     )
 
@@ -67,7 +67,7 @@ class LinearRampToCosine(StrictConfig):
     @classmethod
     def _decay_after_ramp(cls, final_num_steps: int, info: pydantic.ValidationInfo) -> int:
         ramp = info.data.get("num_ramp_steps")
-        if ramp is not None and final_num_steps <= ramp:
+        if isinstance(ramp, int) and isinstance(final_num_steps, int) and final_num_steps <= ramp:
             raise ValueError(
                 f"final_num_steps must be greater than num_ramp_steps ({ramp}), got {final_num_steps}"
             )

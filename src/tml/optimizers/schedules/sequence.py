@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from tml.core.config.base_config import StrictConfig
-from tml.optimizers.fields import PositiveSteps
+from tml.optimizers.fields import PositiveLength
 from tml.optimizers.schedules.ops import Closure, Ops
 from tml.optimizers.schedules.registry import (
     register_schedule,
     schedule_bounds,
     schedule_closure,
     schedule_discontinuities,
+    schedule_last_phase,
     schedule_milestones,
 )
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 class SequencePhase(StrictConfig):
     """One phase of a ``sequence``: a schedule that runs for ``steps`` steps (the last: for ever)."""
 
-    steps: PositiveSteps | None = pydantic.Field(
+    steps: PositiveLength | None = pydantic.Field(
         None,
         description="Number of steps of this phase (≥ 1); required on every phase but the last, "
         "forbidden on the last.",
@@ -89,6 +90,7 @@ def _child_steps(sequence: ScheduleSequence, steps_of: Callable[[Any], list[int]
     bounds=_sequence_bounds,
     milestones=lambda c: _child_steps(c, schedule_milestones),
     discontinuities=lambda c: _child_steps(c, schedule_discontinuities),
+    last_phase=lambda c: c.phase_starts()[-1] + schedule_last_phase(c.root[-1].schedule),
 )
 def sequence(config: ScheduleSequence, ops: Ops) -> Closure:
     """Schedules one after the other, each seeing the step counted from the start of its phase.

@@ -10,14 +10,14 @@ from __future__ import annotations
 import pydantic
 
 from tml.core.config.base_config import StrictConfig
-from tml.optimizers.fields import LearningRateValue, NonNegativeSteps
+from tml.optimizers.fields import LearningRateValue, NonNegativeLength
 from tml.optimizers.schedules.ops import Closure, Number, Ops
 
 
 class WarmupFields(StrictConfig):
     """``warmup_steps`` and ``warmup_start_learning_rate``, inherited by every kind that warms up."""
 
-    warmup_steps: NonNegativeSteps = pydantic.Field(
+    warmup_steps: NonNegativeLength = pydantic.Field(
         0,
         description="Number of steps of a linear ramp from warmup_start_learning_rate up to the "
         "schedule's value at its own step 0; the schedule then sees step - warmup_steps. 0: no warmup.",

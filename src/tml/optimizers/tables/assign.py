@@ -151,12 +151,13 @@ def assign_tables(model: torch.nn.Module, config: OptimizerConfig) -> list[Table
             f"no embedding_tables rule claims the table(s) {listing}: every table needs a rule (add a "
             "last rule with tables: ['*'] to give the rest one algorithm)"
         )
+    schedules = config.table_schedules()
     return [
         TableGroup(
             name=rule.name,
             path=_path(rule_index, rule.name),
             algorithm=rule.algorithm(),
-            schedule=rule.schedule(),
+            schedule=schedules[rule.name],
             tables=tuple(tables[p] for p in sorted(p for p, r in owner.items() if r == rule_index)),
         )
         for rule_index, rule in enumerate(rules)

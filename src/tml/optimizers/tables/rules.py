@@ -16,8 +16,9 @@ import pydantic
 
 from tml.core.config import raise_at
 from tml.core.config.base_config import StrictConfig
+from tml.optimizers.fields import relative_lengths
 from tml.optimizers.groups.patterns import check_patterns
-from tml.optimizers.schedules import LearningRate, schedule_bounds
+from tml.optimizers.schedules import LearningRate, Run, can_resolve, resolve_schedule, schedule_bounds
 from tml.optimizers.tables.algorithms import (
     TABLE_ALGORITHMS,
     AdamTableConfig,
@@ -133,16 +134,8 @@ class TableRuleConfig(StrictConfig):
                     algorithm.model_dump(mode="json"),
                 )
             return self
-        if algorithm.lr is not None:
-            peak = schedule_bounds(self.learning_rate)[1]
-            if math.isfinite(peak) and not math.isclose(algorithm.lr, peak, rel_tol=1e-9, abs_tol=0.0):
-                raise_at(
-                    title,
-                    (key, "lr"),
-                    f"lr {algorithm.lr!r} would not be used: learning_rate is set too and gives the learning "
-                    f"rate (its greatest value is {peak!r}); leave lr out, or make it {peak!r}",
-                    algorithm.lr,
-                )
+        if algorithm.lr is not None and not relative_lengths(self.learning_rate):
+            check_lr_is_peak(self, self.learning_rate, title, ())
         return self
 
     def algorithm(self) -> TableAlgorithmConfig:
@@ -157,6 +150,50 @@ class TableRuleConfig(StrictConfig):
         if lr is None:  # refused by the validator; reachable only through an unvalidated assignment
             raise ValueError(f"table rule {self.name!r} has neither learning_rate nor an lr")
         return LearningRate(constant=lr)
+
+
+def check_lr_is_peak(
+    rule: TableRuleConfig, schedule: LearningRate, title: str, path: tuple[str | int, ...]
+) -> None:
+    """An ``lr`` given beside ``learning_rate`` equals the schedule's greatest value (else it would
+    silently not be used); ``path`` is the rule's in the config."""
+    key, algorithm = rule.chosen(TABLE_ALGORITHM_GROUP)
+    peak = schedule_bounds(schedule)[1]
+    if algorithm.lr is None or not math.isfinite(peak):
+        return
+    if not math.isclose(algorithm.lr, peak, rel_tol=1e-9, abs_tol=0.0):
+        raise_at(
+            title,
+            (*path, key, "lr"),
+            f"lr {algorithm.lr!r} would not be used: learning_rate is set too and gives the learning "
+            f"rate (its greatest value is {peak!r}); leave lr out, or make it {peak!r}",
+            algorithm.lr,
+        )
+
+
+def resolve_table_schedules(
+    rules: list[TableRuleConfig], run: Run, title: str
+) -> dict[str, LearningRate] | None:
+    """Each rule's schedule by rule name, its lengths relative to the run resolved to steps with
+    ``run`` (checked at the rule's path); ``None`` when ``run`` lacks a number they need.
+
+    Raises:
+      pydantic.ValidationError: a resolved schedule breaks a rule of its kind, or the rule's ``lr``
+        is not its greatest value.
+    """
+    if not all(can_resolve(rule.schedule(), run) for rule in rules):
+        return None
+    schedules = {}
+    for index, rule in enumerate(rules):
+        schedule = rule.schedule()
+        if relative_lengths(schedule):
+            path: tuple[str | int, ...] = ("embedding_tables", index)
+            schedule = resolve_schedule(
+                schedule, run.total_steps, run.steps_per_epoch, title=title, path=(*path, "learning_rate")
+            )
+            check_lr_is_peak(rule, schedule, title, path)
+        schedules[rule.name] = schedule
+    return schedules
 
 
 def check_table_rules(rules: list[TableRuleConfig], dense_names: list[str], title: str) -> None:
