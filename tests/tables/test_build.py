@@ -33,10 +33,10 @@ def config(data: dict[str, Any] = CONFIG) -> OptimizerConfig:
     return OptimizerConfig.model_validate(data)
 
 
-def sharded_model(cfg: OptimizerConfig, constraints: Any = "all_fused") -> Any:
+def sharded_model(cfg: OptimizerConfig, constraints: Any = "all_fused", device: str | None = None) -> Any:
     torch.manual_seed(0)
     model = TableModel()
-    apply_table_rules(model, cfg)
+    apply_table_rules(model, cfg, device=device)
     return shard(model, all_fused() if constraints == "all_fused" else constraints)
 
 
@@ -243,7 +243,9 @@ def test_a_data_parallel_table_whose_algorithm_has_no_python_optimizer_is_refuse
         }
     )
     with gloo_world():
-        model = sharded_model(cfg, constraints=None)
+        # Rules applied for a CUDA machine (where FBGEMM has the kernel), the model sharded on the
+        # CPU, where the default planner makes 'small' data-parallel: no kernel runs it at all.
+        model = sharded_model(cfg, constraints=None, device="cuda")
         with pytest.raises(
             ValueError,
             match=r"embedding_tables\[1\] 'small': the table\(s\) 'small' have no fused kernel "
@@ -376,3 +378,32 @@ def test_an_embedding_collection_is_found_and_scheduled() -> None:
         optimizer.step()
         # three positions look up row 7: its gradient is 3 * head.weight
         torch.testing.assert_close(weight[7], before - 0.3 * 3 * head, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "key", ["exact_sgd", "exact_adagrad", "exact_row_wise_adagrad", "adam", "partial_row_wise_adam", "lamb"]
+)
+def test_a_rule_without_a_cpu_kernel_is_refused_for_the_cpu_as_fbgemm_itself_would(key: str) -> None:
+    """Our list of the algorithms FBGEMM's CPU kernels run is FBGEMM's: sharding on the CPU with the
+    rules applied for CUDA succeeds exactly for them, and apply_table_rules refuses the others for
+    the CPU with the algorithms that do run there."""
+    cfg = config(
+        {"adam": {"lr": 0.001}, "embedding_tables": [{"name": "all", "tables": ["*"], key: {"lr": 0.01}}]}
+    )
+    with gloo_world():
+        try:
+            sharded_model(cfg, device="cuda")
+            fbgemm_runs_it = True
+        except AssertionError as error:  # FBGEMM's own check inside DistributedModelParallel
+            assert "not supported in CPU mode" in str(error)
+            fbgemm_runs_it = False
+        if fbgemm_runs_it:
+            sharded_model(cfg, device="cpu")
+        else:
+            with pytest.raises(
+                ValueError,
+                match=rf"embedding_tables\[0\] 'all': FBGEMM has no CPU kernel for '{key}' .*one of: "
+                r"exact_sgd, exact_adagrad, exact_row_wise_adagrad$",
+            ):
+                sharded_model(cfg, device="cpu")
+    assert fbgemm_runs_it == (key.startswith("exact_"))

@@ -75,7 +75,9 @@ def fused_kwargs(group: TableGroup) -> dict[str, Any]:
     }
 
 
-def apply_table_rules(model: torch.nn.Module, config: OptimizerConfig) -> list[TableGroup]:
+def apply_table_rules(
+    model: torch.nn.Module, config: OptimizerConfig, *, device: torch.device | str | None = None
+) -> list[TableGroup]:
     """Give every embedding table of ``model`` its table rule's fused algorithm, before sharding.
 
     Call it on the unsharded model (tables on the ``meta`` device are fine), then shard it with
@@ -89,6 +91,10 @@ def apply_table_rules(model: torch.nn.Module, config: OptimizerConfig) -> list[T
     Args:
       model: a module holding ``EmbeddingBagCollection`` / ``EmbeddingCollection`` modules, unsharded.
       config: an ``OptimizerConfig`` with ``embedding_tables`` rules.
+      device: the device ``DistributedModelParallel`` will put the tables on (default: CUDA when
+        it is available, else the CPU). FBGEMM's CPU kernels run ``exact_sgd``, ``exact_adagrad``
+        and ``exact_row_wise_adagrad`` only: a rule with another algorithm is refused for the CPU
+        here, rather than by FBGEMM's assertion inside ``DistributedModelParallel``.
 
     Returns:
       The table groups, in rule order.
@@ -96,10 +102,12 @@ def apply_table_rules(model: torch.nn.Module, config: OptimizerConfig) -> list[T
     Raises:
       ValueError: the model is sharded already; the rules do not fit its tables (see
         ``assign_tables``); a table already has an in-backward optimizer (given by
-        ``apply_optimizer_in_backward``, or by an earlier call of this function).
+        ``apply_optimizer_in_backward``, or by an earlier call of this function); a rule's algorithm
+        has no kernel on ``device``.
     """
     _refuse_sharded(model)
     groups = assign_tables(model, config)
+    _refuse_kernels_the_device_lacks(groups, device)
     for group in groups:
         for table in group.tables:
             existing = getattr(table.parameter, "_optimizer_kwargs", None)
@@ -126,6 +134,22 @@ def apply_table_rules(model: torch.nn.Module, config: OptimizerConfig) -> list[T
             _apply_optimizer_in_backward(optimizer_class, [table.parameter], fused_kwargs(group))
     setattr(model, RECORD_ATTRIBUTE, AppliedTables(tuple(groups), rules_record(config)))
     return groups
+
+
+def _refuse_kernels_the_device_lacks(groups: list[TableGroup], device: torch.device | str | None) -> None:
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.device(device).type != "cpu":
+        return
+    from tml.optimizers.tables.algorithms import TABLE_ALGORITHMS
+
+    for group in groups:
+        if not group.algorithm.runs_on_cpu:
+            on_cpu = ", ".join(key for key, config in TABLE_ALGORITHMS.items() if config.runs_on_cpu)
+            raise ValueError(
+                f"{group.path}: FBGEMM has no CPU kernel for {group.algorithm.key!r} (it runs on CUDA); "
+                f"on the CPU a table rule takes one of: {on_cpu}"
+            )
 
 
 def _refuse_sharded(model: torch.nn.Module) -> None:
