@@ -13,7 +13,7 @@ from tests.distributed.launch import run
 from tests.tables.resume_run import CONFIG, SAVE_AT, build, check_resume, train
 from tests.tables.table_models import gloo_world
 
-from tml.optimizers import ResumeError, ResumeWarning
+from tml.optimizers import ResumeError, ResumeWarning, load_optimizer_state
 from tml.optimizers.tables.checkpoint import load_table_checkpoint, save_table_checkpoint
 
 HERE = Path(__file__).resolve().parent
@@ -146,3 +146,22 @@ def test_a_changed_table_plateau_is_refused_under_strict_and_applied_under_confi
         with pytest.warns(ResumeWarning, match=r"group 'ids': no reduce_on_plateau here: its 2 reduction"):
             load_table_checkpoint(tmp_path, model, optimizer, scheduler, policy="config")
         assert scheduler.lrs_by_group()["ids"] == 0.1
+
+
+def test_a_changed_table_plateau_is_refused_by_the_torch_format_too() -> None:
+    with gloo_world():
+        model, optimizer, scheduler = build()
+        train(model, optimizer, scheduler, range(SAVE_AT))
+        state, schedule = copy.deepcopy(optimizer.state_dict()), copy.deepcopy(scheduler.state_dict())
+        plateau = {"metric": "ctr_loss", "factor": 0.25, "patience": 0}
+        _, fresh_optimizer, fresh_scheduler = build(with_rule(0, reduce_on_plateau=plateau))
+        with pytest.raises(
+            ResumeError, match=r"group 'ids': reduce_on_plateau\.factor: 0\.5 in the checkpoint"
+        ):
+            fresh_optimizer.load_state_dict(state)
+        with pytest.raises(ValueError, match=r"group 'ids': .*'factor': 0\.5.* in the checkpoint"):
+            fresh_scheduler.load_state_dict(schedule)
+        with pytest.warns(ResumeWarning, match=r"reduce_on_plateau\.factor: 0\.5 in the checkpoint"):
+            load_optimizer_state(fresh_optimizer, state, policy="config")
+        fresh_scheduler.load_state_dict(schedule, policy="config")
+        assert fresh_scheduler.lrs_by_group()["ids"] == pytest.approx(0.1 * 0.25**2)
