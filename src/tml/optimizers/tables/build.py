@@ -179,9 +179,10 @@ def _combine(
     # The dense groups' plateaus, then each table group's own (its `.dense` part reacts alike: the same
     # metric and setting give the same reductions).
     plateaus = {} if dense_plan is None else dense_plan.plateaus()
-    table_plateaus = [(group.name, group.reduce_on_plateau) for group in unfused_groups]
-    table_plateaus += [(group.name, group.reduce_on_plateau) for group in fused_groups]
-    plateaus.update((name, plateau) for name, plateau in table_plateaus if plateau is not None)
+    table_groups: list[ParamGroup | TableGroup] = [*unfused_groups, *fused_groups]
+    for table_group in table_groups:
+        if table_group.reduce_on_plateau is not None:
+            plateaus[table_group.name] = table_group.reduce_on_plateau
     if not children:
         raise ValueError(f"{type(model).__name__} has nothing to optimize")
     optimizer = CombinedOptimizer(children, list(schedules))
@@ -190,7 +191,7 @@ def _combine(
         schedules,
         lr_multipliers=multipliers,
         schedule_position=config.schedule_position,
-        plateaus={name: plateaus[name] for name in schedules if name in plateaus},
+        plateaus=plateaus,
     )
     scheduler.resume_policy = config.resume
     return optimizer, scheduler
