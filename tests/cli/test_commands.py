@@ -669,3 +669,25 @@ def test_validate_prints_each_groups_reduce_on_plateau(tmp_path: Path) -> None:
         "reduce_on_plateau of default: 'loss' (min): x0.5 at the 3rd report in a row that does not improve "
         "on the best by 0.01% (rel), then 0 report(s) of cooldown; floor 1e-05",
     ]
+
+
+def test_validate_prints_each_table_groups_own_reduce_on_plateau(tmp_path: Path) -> None:
+    """A table group has the plateau its rule sets, not the optimizer's."""
+    (tmp_path / "plateau.yaml").write_text(
+        "optimizer:\n"
+        "  adam: {lr: 0.01}\n"
+        "  reduce_on_plateau: {metric: loss, factor: 0.5}\n"
+        "  embedding_tables:\n"
+        "    - {name: ids, tables: ['user'], exact_sgd: {lr: 0.1}, reduce_on_plateau: {metric: ctr_loss,"
+        " patience: 4}}\n"
+        "    - {name: rest, tables: ['*'], exact_sgd: {lr: 0.1}}\n"
+    )
+    result = run_cli("validate", "plateau.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("reduce_on_plateau of")]
+    assert lines == [
+        "reduce_on_plateau of default: 'loss' (min): x0.5 at the 11th report in a row that does not improve "
+        "on the best by 0.01% (rel), then 0 report(s) of cooldown; floor 0",
+        "reduce_on_plateau of table group ids: 'ctr_loss' (min): x0.1 at the 5th report in a row that does "
+        "not improve on the best by 0.01% (rel), then 0 report(s) of cooldown; floor 0",
+    ]

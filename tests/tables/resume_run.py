@@ -1,5 +1,10 @@
 """A bit-identical resume of a sharded table model: run in-process (one rank) by test_checkpoint.py
-and, as a script, under torchrun by it on two gloo ranks (each rank checks its own shards)."""
+and, as a script, under torchrun by it on two gloo ranks (each rank checks its own shards).
+
+Both table groups reduce their LR on plateaus of the metrics reported after every step: 'ids' (fused
+kernels) at every report after the first, 'small' (data_parallel: 'small.dense') in the middle of its
+patience window when the checkpoint is saved, so the resumed run reduces it at the same report as
+the straight one only if its tracker was restored."""
 
 from __future__ import annotations
 
@@ -24,12 +29,26 @@ CONFIG = {
             "tables": ["user", "item"],
             "exact_row_wise_adagrad": {},
             "learning_rate": {"linear_ramp_to_constant": {"learning_rate": 0.1, "num_ramp_steps": 3}},
+            "reduce_on_plateau": {"metric": "ctr_loss", "factor": 0.5, "patience": 0},
         },
-        {"name": "small", "tables": ["small"], "exact_sgd": {"lr": 0.05}},
+        {
+            "name": "small",
+            "tables": ["small"],
+            "exact_sgd": {"lr": 0.05},
+            "reduce_on_plateau": {"metric": "loss", "factor": 0.5, "patience": 3},
+        },
     ],
 }
 STEPS = 6
 SAVE_AT = 3
+METRICS = {"ctr_loss": 1.0, "loss": 1.0}
+"""Reported after every step: no report after the first improves."""
+SAVED_PLATEAUS = {
+    # reports at positions 1, 2, 3: the first sets the best value, each later one reduces (patience 0)
+    "ids": {"best": 1.0, "bad_reports": 0, "cooldown_left": 0, "reductions": [2, 3]},
+    # two bad reports of the four tolerated: the reduction comes at the report of position 5
+    "small.dense": {"best": 1.0, "bad_reports": 2, "cooldown_left": 0, "reductions": []},
+}
 
 
 def build(config: dict[str, Any] = CONFIG) -> tuple[Any, Any, Any]:
@@ -49,6 +68,11 @@ def train(model: Any, optimizer: Any, scheduler: Any, steps: range) -> None:
         model(random_batch(generator)).pow(2).mean().backward()
         optimizer.step()
         scheduler.step()
+        scheduler.report(METRICS)
+
+
+def plateaus(scheduler: Any) -> list[tuple[str, dict[str, Any]]]:
+    return sorted(scheduler.plateau_state().items())
 
 
 def local_state(model: Any, optimizer: Any) -> dict[str, torch.Tensor]:
@@ -76,15 +100,20 @@ def check_resume(directory: Path) -> int:
     model, optimizer, scheduler = build()
     train(model, optimizer, scheduler, range(STEPS))
     straight = local_state(model, optimizer)
+    straight_plateaus = dict(plateaus(scheduler))
 
     model, optimizer, scheduler = build()
     train(model, optimizer, scheduler, range(SAVE_AT))
+    saved = {name: {key: entry[key] for key in SAVED_PLATEAUS[name]} for name, entry in plateaus(scheduler)}
+    assert saved == SAVED_PLATEAUS
     save_table_checkpoint(directory, model, optimizer, scheduler)
     model, optimizer, scheduler = build()
     load_table_checkpoint(directory, model, optimizer, scheduler)
     assert scheduler.last_epoch == SAVE_AT
     train(model, optimizer, scheduler, range(SAVE_AT, STEPS))
     resumed = local_state(model, optimizer)
+    assert dict(plateaus(scheduler)) == straight_plateaus
+    assert straight_plateaus["small.dense"]["reductions"] == [5]
     assert sorted(resumed) == sorted(straight)
     for key, value in straight.items():
         assert torch.equal(resumed[key], value), key

@@ -407,3 +407,57 @@ def test_a_rule_without_a_cpu_kernel_is_refused_for_the_cpu_as_fbgemm_itself_wou
             ):
                 sharded_model(cfg, device="cpu")
     assert fbgemm_runs_it == (key.startswith("exact_"))
+
+
+def test_a_report_lowers_a_table_groups_lr_in_its_fused_kernel() -> None:
+    """reduce_on_plateau on a table rule: each report that ends a plateau lowers the LR the fused kernel
+    updates the rows with (exact_sgd: the row moves by lr * grad), as torch's ReduceLROnPlateau lowers
+    it on the same metrics; a table group without one and the dense group (the optimizer's own
+    reduce_on_plateau, on another metric) react only to their own."""
+    plateau = {"metric": "ctr_loss", "factor": 0.5, "patience": 0, "threshold_mode": "abs", "threshold": 0.0}
+    cfg = config(
+        {
+            "adam": {"lr": 0.001},
+            "reduce_on_plateau": {"metric": "dense_loss", "factor": 0.1, "patience": 0},
+            "embedding_tables": [
+                {
+                    "name": "ids",
+                    "tables": ["user"],
+                    "exact_sgd": {"lr": 0.1},
+                    "reduce_on_plateau": {**plateau, "min_learning_rate": 0.03},
+                },
+                {"name": "rest", "tables": ["*"], "exact_sgd": {"lr": 0.2}},
+            ],
+        }
+    )
+    metrics = [1.0, 1.0, 0.5, 0.5, 0.5, 0.4, 0.4]
+    peer_parameter = torch.nn.Parameter(torch.zeros(1))
+    peer_optimizer = torch.optim.SGD([peer_parameter], lr=0.1)
+    peer = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        peer_optimizer, mode="min", factor=0.5, patience=0, threshold=0.0, threshold_mode="abs", min_lr=0.03
+    )
+    with gloo_world():
+        model = sharded_model(cfg)
+        optimizer, scheduler = build_optimizer(model, cfg)
+        lrs = []
+        for step in range(len(metrics) + 1):
+            before = {name: local_rows(model, name)[ROWS[name]] for name in ("user", "item")}
+            head = model.module.head.weight.detach().clone()[0]
+            optimizer.zero_grad()
+            model(fixed_batch()).sum().backward()
+            optimizer.step()
+            for name, expected in (("user", peer_optimizer.param_groups[0]["lr"]), ("item", 0.2)):
+                applied = (before[name] - local_rows(model, name)[ROWS[name]]) / (
+                    BAGS * head[head_slice(name)]
+                )
+                assert applied.tolist() == pytest.approx([expected] * 4, rel=1e-4), (step, name)
+            lrs.append(peer_optimizer.param_groups[0]["lr"])
+            scheduler.step()
+            if step < len(metrics):
+                scheduler.report({"ctr_loss": metrics[step], "dense_loss": 1.0})
+                peer.step(metrics[step])
+        # the reports reduced the table group's LR to its floor (0.1, 0.05, then 0.03: 0.025 is below it)
+        assert lrs == [0.1, 0.1, 0.05, 0.05, 0.03, 0.03, 0.03, 0.03]
+        assert scheduler.lrs_by_group()["default"] == pytest.approx(0.001 * 0.1 ** (len(metrics) - 1))
+        assert scheduler.plateau_state()["ids"]["reductions"] == [2, 4, 5, 7]
+        assert sorted(scheduler.plateau_state()) == ["default", "ids"]

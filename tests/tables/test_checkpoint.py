@@ -13,7 +13,7 @@ from tests.distributed.launch import run
 from tests.tables.resume_run import CONFIG, SAVE_AT, build, check_resume, train
 from tests.tables.table_models import gloo_world
 
-from tml.optimizers import ResumeError, ResumeWarning
+from tml.optimizers import ResumeError, ResumeWarning, load_optimizer_state
 from tml.optimizers.tables.checkpoint import load_table_checkpoint, save_table_checkpoint
 
 HERE = Path(__file__).resolve().parent
@@ -93,6 +93,7 @@ def test_the_optimizer_state_dict_round_trips_in_one_process() -> None:
         fresh_model.load_state_dict(model.state_dict())
         fresh_optimizer.load_state_dict(state)
         fresh_scheduler.load_state_dict(schedule)
+        assert fresh_scheduler.plateau_state() == scheduler.plateau_state()  # mid-patience for 'small.dense'
         momentum = next(iter(fresh_optimizer.state_dict()["groups"]["ids"]["state"][0].values()))
         original = next(iter(state["groups"]["ids"]["state"][0].values()))
         assert torch.equal(momentum.local_shards()[0].tensor, original.local_shards()[0].tensor)
@@ -110,3 +111,57 @@ def test_a_flat_dense_group_is_refused_by_table_checkpoints(tmp_path: Path) -> N
         model, optimizer, scheduler = build({**CONFIG, "adam": {"lr": 0.01, "flatten": True}})
         with pytest.raises(ValueError, match=r"do not take flat groups \('default': flatten true\)"):
             save_table_checkpoint(tmp_path, model, optimizer, scheduler)
+
+
+def test_a_changed_table_plateau_is_refused_under_strict_and_applied_under_config(tmp_path: Path) -> None:
+    """The table group's reduce_on_plateau is in its record: strict refuses another factor before loading
+    anything; config takes it, keeping the saved reductions (the LR is the schedule times the new
+    factor to their number); a rule without one drops them, and says so."""
+    with gloo_world():
+        model, optimizer, scheduler = build()
+        train(model, optimizer, scheduler, range(SAVE_AT))
+        save_table_checkpoint(tmp_path, model, optimizer, scheduler)
+        plateau = {"metric": "ctr_loss", "factor": 0.25, "patience": 0}
+
+        model, optimizer, scheduler = build(with_rule(0, reduce_on_plateau=plateau))
+        with pytest.raises(
+            ResumeError, match=r"group 'ids': reduce_on_plateau\.factor: 0\.5 in the checkpoint, 0\.25 here"
+        ):
+            load_table_checkpoint(tmp_path, model, optimizer, scheduler)
+        assert scheduler.last_epoch == 0 and scheduler.plateau_state()["ids"]["reductions"] == []
+        with pytest.warns(
+            ResumeWarning, match=r"group 'ids': reduce_on_plateau\.factor: 0\.5 in the checkpoint"
+        ):
+            load_table_checkpoint(tmp_path, model, optimizer, scheduler, policy="config")
+        # the ramp is at its peak 0.1 from step 3; two reductions (at 2 and 3) of the new factor 0.25
+        assert scheduler.plateau_state()["ids"]["reductions"] == [2, 3]
+        assert scheduler.lrs_by_group()["ids"] == pytest.approx(0.1 * 0.25**2)
+        assert optimizer.param_groups[-1]["name"] == "ids"
+        for kernel in optimizer.optimizers[-1].param_groups[-1].kernels:  # the kernels take it too
+            assert kernel.param_groups[0]["lr"] == pytest.approx(0.1 * 0.25**2)
+
+        model, optimizer, scheduler = build(with_rule(0, reduce_on_plateau=None))
+        with pytest.raises(ResumeError, match=r"group 'ids': reduce_on_plateau: set in the checkpoint"):
+            load_table_checkpoint(tmp_path, model, optimizer, scheduler)
+        with pytest.warns(ResumeWarning, match=r"group 'ids': no reduce_on_plateau here: its 2 reduction"):
+            load_table_checkpoint(tmp_path, model, optimizer, scheduler, policy="config")
+        assert scheduler.lrs_by_group()["ids"] == 0.1
+
+
+def test_a_changed_table_plateau_is_refused_by_the_torch_format_too() -> None:
+    with gloo_world():
+        model, optimizer, scheduler = build()
+        train(model, optimizer, scheduler, range(SAVE_AT))
+        state, schedule = copy.deepcopy(optimizer.state_dict()), copy.deepcopy(scheduler.state_dict())
+        plateau = {"metric": "ctr_loss", "factor": 0.25, "patience": 0}
+        _, fresh_optimizer, fresh_scheduler = build(with_rule(0, reduce_on_plateau=plateau))
+        with pytest.raises(
+            ResumeError, match=r"group 'ids': reduce_on_plateau\.factor: 0\.5 in the checkpoint"
+        ):
+            fresh_optimizer.load_state_dict(state)
+        with pytest.raises(ValueError, match=r"group 'ids': .*'factor': 0\.5.* in the checkpoint"):
+            fresh_scheduler.load_state_dict(schedule)
+        with pytest.warns(ResumeWarning, match=r"reduce_on_plateau\.factor: 0\.5 in the checkpoint"):
+            load_optimizer_state(fresh_optimizer, state, policy="config")
+        fresh_scheduler.load_state_dict(schedule, policy="config")
+        assert fresh_scheduler.lrs_by_group()["ids"] == pytest.approx(0.1 * 0.25**2)

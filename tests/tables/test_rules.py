@@ -131,6 +131,47 @@ def test_the_issue_example_loads_with_its_schedules() -> None:
             "embedding_tables.0.name",
             "already the name of a param group",
         ),
+        # reduce_on_plateau: a setting or false, checked as on a param group
+        (
+            rule(exact_sgd={"lr": 0.1}, reduce_on_plateau=True),
+            "embedding_tables.0.reduce_on_plateau",
+            "true is not a setting",
+        ),
+        (
+            rule(exact_sgd={"lr": 0.1}, reduce_on_plateau="loss"),
+            "embedding_tables.0.reduce_on_plateau",
+            "expected a reduce_on_plateau setting",
+        ),
+        (
+            rule(exact_sgd={"lr": 0.1}, reduce_on_plateau={"factor": 0.5}),
+            "embedding_tables.0.reduce_on_plateau.ReduceOnPlateau.metric",
+            "Field required",
+        ),
+        (
+            rule(exact_sgd={"lr": 0.1}, reduce_on_plateau={"metric": "loss", "factor": 1.0}),
+            "embedding_tables.0.reduce_on_plateau.ReduceOnPlateau.factor",
+            "less than 1",
+        ),
+        (
+            rule(exact_sgd={"lr": 0.1}, reduce_on_plateau={"metric": "loss", "threshold": 1.5}),
+            "embedding_tables.0.reduce_on_plateau.ReduceOnPlateau.threshold",
+            "must be below 1",
+        ),
+        # a floor at or above the group's greatest LR: no reduction could ever lower it
+        (
+            rule(exact_sgd={"lr": 0.1}, reduce_on_plateau={"metric": "loss", "min_learning_rate": 0.1}),
+            "embedding_tables.0.reduce_on_plateau.min_learning_rate",
+            "min_learning_rate 0.1 is not below the greatest learning rate of table group 'ids' (0.1)",
+        ),
+        (
+            rule(
+                exact_sgd={},
+                learning_rate={"linear_ramp_to_constant": {"learning_rate": 0.05, "num_ramp_steps": 10}},
+                reduce_on_plateau={"metric": "loss", "min_learning_rate": 0.2},
+            ),
+            "embedding_tables.0.reduce_on_plateau.min_learning_rate",
+            "(0.05)",
+        ),
     ],
 )
 def test_load_errors(bad: dict[str, Any], path: str, message: str) -> None:
@@ -231,3 +272,49 @@ def test_a_table_lr_beside_a_relative_schedule_is_checked_once_resolved() -> Non
                 "embedding_tables": [rule(exact_sgd={"lr": 0.04}, learning_rate=RAMP_OF_THE_RUN)],
             }
         )
+
+
+PLATEAU = {"metric": "ctr_loss", "factor": 0.5, "patience": 2}
+
+
+def test_a_table_rule_has_its_own_plateau_and_not_the_optimizers() -> None:
+    """The optimizer's reduce_on_plateau is the dense groups': a table rule has one only where it sets
+    it (false is the same as leaving it out)."""
+    loaded = OptimizerConfig.model_validate(
+        {
+            "adam": {"lr": 0.001},
+            "reduce_on_plateau": {"metric": "dense_loss"},
+            "embedding_tables": [
+                rule(exact_sgd={"lr": 0.1}, reduce_on_plateau=PLATEAU),
+                {"name": "off", "tables": ["item_*"], "exact_sgd": {"lr": 0.1}, "reduce_on_plateau": False},
+                {"name": "rest", "tables": ["*"], "exact_sgd": {"lr": 0.1}},
+            ],
+        }
+    )
+    ids, off, rest = loaded.embedding_tables
+    assert ids.plateau() is not None and ids.plateau().model_dump() == {
+        **PLATEAU,
+        "mode": "min",
+        "threshold": 1e-4,
+        "threshold_mode": "rel",
+        "cooldown": 0,
+        "min_learning_rate": 0.0,
+    }
+    assert off.plateau() is None and rest.plateau() is None
+    assert [spec.reduce_on_plateau.metric for spec in loaded.group_specs()] == ["dense_loss"]
+
+
+def test_a_table_plateau_floor_is_checked_once_its_schedule_is_resolved() -> None:
+    """A floor above a schedule of lengths relative to the run is refused when the run is given."""
+    written = config(
+        rule(
+            exact_sgd={"lr": 0.05},
+            learning_rate=RAMP_OF_THE_RUN,
+            reduce_on_plateau={"metric": "loss", "min_learning_rate": 0.05},
+        )
+    )
+    with pytest.raises(
+        pydantic.ValidationError,
+        match=r"embedding_tables\.0\.reduce_on_plateau\.min_learning_rate\n.*0\.05 is not below",
+    ):
+        written.for_run(1000)

@@ -125,8 +125,9 @@ class OptimizerConfig(AlgorithmChoice):
     )
     reduce_on_plateau: ReduceOnPlateau | None = pydantic.Field(
         None,
-        description="Reduce the LR of every group (that does not set its own) when the metric given "
-        "to scheduler.report stops improving: see ReduceOnPlateau and docs/schedules.md.",
+        description="Reduce the LR of every param group (that does not set its own) when the metric "
+        "given to scheduler.report stops improving: see ReduceOnPlateau and docs/schedules.md. Not "
+        "of the table groups: an embedding_tables rule sets its own.",
     )
     param_groups: list[ParamGroupConfig] = pydantic.Field(
         default_factory=list,

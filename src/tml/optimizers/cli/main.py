@@ -506,6 +506,10 @@ def _print_summary(loaded: LoadedConfig, console: Console) -> None:
     for spec in loaded.config.group_specs():
         if spec.reduce_on_plateau is not None:
             console.print(f"reduce_on_plateau of {spec.name}: {describe_plateau(spec.reduce_on_plateau)}")
+    for rule in loaded.config.embedding_tables:
+        plateau = rule.plateau()
+        if plateau is not None:
+            console.print(f"reduce_on_plateau of table group {rule.name}: {describe_plateau(plateau)}")
     if loaded.config.layer_decay is not None:
         console.print(
             f"layer_decay (rate {loaded.config.layer_decay.rate:g}): each group is split per layer into "

@@ -49,6 +49,22 @@ PlateauSetting = Annotated[
 of the setting is reported alone, not beside "should be False")."""
 
 
+def check_plateau_setting(value: Any) -> Any:
+    """A rule's ``reduce_on_plateau`` before validation: a mapping (or a ``ReduceOnPlateau``), ``false``
+    or ``None``; ``true`` and other values are refused with what to write."""
+    # Literal[False] would also take 0 (0 == False), and a union's error would list both arms.
+    if isinstance(value, bool):
+        if value:
+            raise ValueError(
+                "true is not a setting: give {metric: <name>, ...}, or false to leave this "
+                "group's LR to its schedule"
+            )
+        return value
+    if value is None or isinstance(value, (dict, ReduceOnPlateau)):
+        return value
+    raise ValueError(f"expected a reduce_on_plateau setting {{metric: <name>, ...}} or false, got {value!r}")
+
+
 class ParamGroupConfig(AlgorithmChoice):
     """A param-group rule: the parameters whose names match ``params``, and what differs for them.
 
@@ -105,19 +121,7 @@ class ParamGroupConfig(AlgorithmChoice):
     @pydantic.field_validator("reduce_on_plateau", mode="before")
     @classmethod
     def _false_or_a_setting(cls, value: Any) -> Any:
-        # Literal[False] would also take 0 (0 == False), and a union's error would list both arms.
-        if isinstance(value, bool):
-            if value:
-                raise ValueError(
-                    "true is not a setting: give {metric: <name>, ...}, or false to leave this "
-                    "group's LR to its schedule"
-                )
-            return value
-        if value is None or isinstance(value, (dict, ReduceOnPlateau)):
-            return value
-        raise ValueError(
-            f"expected a reduce_on_plateau setting {{metric: <name>, ...}} or false, got {value!r}"
-        )
+        return check_plateau_setting(value)
 
     @pydantic.field_validator("params")
     @classmethod

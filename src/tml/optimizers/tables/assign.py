@@ -18,6 +18,7 @@ import torch
 from tml.optimizers.groups.names import some_names, unwrapped_name
 from tml.optimizers.groups.patterns import compile_pattern
 from tml.optimizers.schedules import LearningRate
+from tml.optimizers.schedules.plateau import ReduceOnPlateau
 from tml.optimizers.tables.algorithms import TableAlgorithmConfig
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ class TableGroup:
     algorithm: TableAlgorithmConfig
     schedule: LearningRate
     tables: tuple[Table, ...]
+    reduce_on_plateau: ReduceOnPlateau | None = None
+    """The rule's metric-driven decay, if it sets one."""
 
     @property
     def table_names(self) -> list[str]:
@@ -159,6 +162,7 @@ def assign_tables(model: torch.nn.Module, config: OptimizerConfig) -> list[Table
             algorithm=rule.algorithm(),
             schedule=schedules[rule.name],
             tables=tuple(tables[p] for p in sorted(p for p, r in owner.items() if r == rule_index)),
+            reduce_on_plateau=rule.plateau(),
         )
         for rule_index, rule in enumerate(rules)
     ]

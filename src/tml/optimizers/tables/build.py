@@ -151,6 +151,7 @@ def _combine(
                 param_names=[table.parameter_name for table in tables],
                 algorithm=algorithm,
                 schedule=group.schedule,
+                reduce_on_plateau=group.reduce_on_plateau,
             )
         )
     dense_planned = list(dense_plan.optimizers) if dense_plan is not None else []
@@ -175,11 +176,22 @@ def _combine(
         schedules[unfused_group.name] = unfused_group.schedule
     for fused_group in fused_groups:
         schedules[fused_group.name] = fused_group.schedule
+    # The dense groups' plateaus, then each table group's own (its `.dense` part reacts alike: the same
+    # metric and setting give the same reductions).
+    plateaus = {} if dense_plan is None else dense_plan.plateaus()
+    table_groups: list[ParamGroup | TableGroup] = [*unfused_groups, *fused_groups]
+    for table_group in table_groups:
+        if table_group.reduce_on_plateau is not None:
+            plateaus[table_group.name] = table_group.reduce_on_plateau
     if not children:
         raise ValueError(f"{type(model).__name__} has nothing to optimize")
     optimizer = CombinedOptimizer(children, list(schedules))
     scheduler = LRShim(
-        optimizer, schedules, lr_multipliers=multipliers, schedule_position=config.schedule_position
+        optimizer,
+        schedules,
+        lr_multipliers=multipliers,
+        schedule_position=config.schedule_position,
+        plateaus=plateaus,
     )
     scheduler.resume_policy = config.resume
     return optimizer, scheduler

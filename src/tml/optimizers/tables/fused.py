@@ -73,12 +73,15 @@ def push_learning_rate(kernels: Sequence[Any], lr: Any) -> None:
 
 def table_fingerprint(group: TableGroup) -> dict[str, Any]:
     """What the config asks of one table group (compared on every load)."""
+    plateau = group.reduce_on_plateau
     return {
         "algorithm": group.algorithm.key,
         "torch_class": "fbgemm." + group.algorithm.key,
         "hyperparameters": group.algorithm.hyperparameters(),
         "schedule": group.schedule.model_dump(mode="json", exclude_none=True),
         "lr_multiplier": 1.0,
+        # recorded only where set, as for dense groups, so the records of other table groups are unchanged
+        **({} if plateau is None else {"reduce_on_plateau": plateau.model_dump(mode="json")}),
     }
 
 

@@ -18,7 +18,9 @@ from tml.core.config import raise_at
 from tml.core.config.base_config import StrictConfig
 from tml.optimizers.fields import relative_lengths
 from tml.optimizers.groups.patterns import check_patterns
+from tml.optimizers.groups.rules import PlateauSetting, check_plateau_setting
 from tml.optimizers.schedules import LearningRate, Run, can_resolve, resolve_schedule, schedule_bounds
+from tml.optimizers.schedules.plateau import ReduceOnPlateau
 from tml.optimizers.tables.algorithms import (
     TABLE_ALGORITHMS,
     AdamTableConfig,
@@ -93,6 +95,13 @@ class TableRuleConfig(StrictConfig):
         description="The table group's schedule; default: constant at its algorithm's lr. The fused "
         "kernel takes the scheduled LR at every optimizer zero_grad() and step().",
     )
+    reduce_on_plateau: PlateauSetting | None = pydantic.Field(
+        None,
+        description="Reduce the table group's LR when its metric (given to scheduler.report) stops "
+        "improving, in its fused kernels too. Table groups do not take the optimizer's "
+        "reduce_on_plateau (that one is the dense groups'): a table group has one only where its "
+        "rule sets it; false: none (the same as leaving it out).",
+    )
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -115,6 +124,11 @@ class TableRuleConfig(StrictConfig):
         if not name.strip():
             raise ValueError(f"a table group name must not be empty, got {name!r}")
         return name
+
+    @pydantic.field_validator("reduce_on_plateau", mode="before")
+    @classmethod
+    def _false_or_a_setting(cls, value: Any) -> Any:
+        return check_plateau_setting(value)
 
     @pydantic.field_validator("tables")
     @classmethod
@@ -150,6 +164,10 @@ class TableRuleConfig(StrictConfig):
         if lr is None:  # refused by the validator; reachable only through an unvalidated assignment
             raise ValueError(f"table rule {self.name!r} has neither learning_rate nor an lr")
         return LearningRate(constant=lr)
+
+    def plateau(self) -> ReduceOnPlateau | None:
+        """The rule's ``reduce_on_plateau`` (``None`` for none: unset or ``false``)."""
+        return self.reduce_on_plateau or None
 
 
 def check_lr_is_peak(
@@ -192,8 +210,29 @@ def resolve_table_schedules(
                 schedule, run.total_steps, run.steps_per_epoch, title=title, path=(*path, "learning_rate")
             )
             check_lr_is_peak(rule, schedule, title, path)
+        _check_plateau_floor(rule, schedule, title, ("embedding_tables", index))
         schedules[rule.name] = schedule
     return schedules
+
+
+def _check_plateau_floor(
+    rule: TableRuleConfig, schedule: LearningRate, title: str, path: tuple[str | int, ...]
+) -> None:
+    """A table rule's ``min_learning_rate`` is below its schedule's greatest LR: else no reduction could
+    lower it and the plateau would be silently inert (a schedule at 0 throughout is left alone)."""
+    plateau = rule.plateau()
+    if plateau is None:
+        return
+    peak = schedule_bounds(schedule)[1]
+    if 0.0 < peak <= plateau.min_learning_rate:
+        raise_at(
+            title,
+            (*path, "reduce_on_plateau", "min_learning_rate"),
+            f"min_learning_rate {plateau.min_learning_rate!r} is not below the greatest learning rate "
+            f"of table group {rule.name!r} ({peak!r}): no reduction could lower it; give a smaller "
+            "min_learning_rate, or leave reduce_on_plateau out of that rule",
+            plateau.min_learning_rate,
+        )
 
 
 def check_table_rules(rules: list[TableRuleConfig], dense_names: list[str], title: str) -> None:
