@@ -212,3 +212,36 @@ def test_table_rules_that_do_not_fit_the_table_model_are_refused(
     error = capsys.readouterr().err
     assert "cannot train the table model (tables user_id, item_id, country" in error
     assert "embedding_tables[0] 'ids': its pattern 'users_*' matches no table" in error
+
+
+def test_a_resume_with_another_table_schedule_is_refused_or_applied_under_the_config_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = str(tmp_path / "run")
+    assert main(["train", str(EXAMPLE), "--steps", "3", "--checkpoint-dir", directory]) == 0
+    faster = tmp_path / "faster.yaml"  # the ids ramp goes to 0.08 instead of 0.05
+    faster.write_text(EXAMPLE.read_text().replace("learning_rate: 0.05,", "learning_rate: 0.08,"))
+    capsys.readouterr()
+    resume = [
+        "train",
+        str(faster),
+        "--steps",
+        "4",
+        "--checkpoint-dir",
+        directory,
+        "--resume",
+        "--log-every",
+        "1",
+    ]
+    assert main(resume) == 1
+    error = capsys.readouterr().err
+    assert "another optimizer config" in error and "embedding_tables" in error, error
+    # show --resume-from gives the jump before it happens: the ramp at step 3, old and new
+    assert main(["show", str(faster), "--resume-from", directory]) == 0
+    shown = capsys.readouterr().out
+    assert re.search(r"ids\s+│\s+0\.0015\s+│\s+0\.0024\s+│", shown), shown
+    assert main([*resume, "--resume-policy", "config"]) == 0
+    output = capsys.readouterr().out
+    assert "resuming from step 3" in output
+    # step 4 trains at step 3 of the new ramp: 0.08 * 3 / 100 (the old one gave 0.0015)
+    assert re.search(r"step 4/4 .* ids=0\.0024\b", output), output
