@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import torch
 from tests.demo.test_train import ENVIRONMENT, assert_same_tensors, command, run_cli
+from tests.demo.test_train_distributed import repository_like
 from tests.distributed.launch import HERE as DISTRIBUTED
 from tests.distributed.launch import REPO, run, torchrun
 from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
@@ -136,12 +137,6 @@ def doc_commands() -> list[list[str]]:
         for line in block.splitlines()
         if line.startswith("torchrun ") and "embedding_tables.yaml" in line
     ]
-
-
-def repository_like(directory: Path) -> Path:
-    directory.mkdir()
-    (directory / "examples").symlink_to(REPO / "examples")
-    return directory
 
 
 def test_rank_1_killed_then_resumed_is_bit_identical_on_two_ranks(tmp_path: Path) -> None:
