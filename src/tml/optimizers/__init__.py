@@ -31,7 +31,12 @@ from tml.optimizers.config import (
     PiecewiseConstant,
     get_optimizer_algorithm_config,
 )
-from tml.optimizers.describe import GroupDescription, describe_param_groups
+from tml.optimizers.describe import (
+    GroupDescription,
+    TableGroupDescription,
+    describe_param_groups,
+    describe_table_groups,
+)
 from tml.optimizers.groups.assign import ParamGroup, assign_param_groups
 from tml.optimizers.optimizer import build_optimizer, get_optimizer_class
 from tml.optimizers.runtime.combined import CombinedOptimizer
@@ -73,6 +78,7 @@ __all__ = [
     "SGDConfig",
     "SgdConfig",
     "SparseAdamConfig",
+    "TableGroupDescription",
     "TableRuleConfig",
     "apply_table_rules",
     "assign_param_groups",
@@ -80,6 +86,7 @@ __all__ = [
     "compile_schedule",
     "compute_lr",
     "describe_param_groups",
+    "describe_table_groups",
     "get_optimizer_algorithm_config",
     "get_optimizer_class",
     "list_optimizers",

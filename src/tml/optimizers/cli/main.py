@@ -45,7 +45,7 @@ from tml.optimizers.cli.loading import (
 from tml.optimizers.cli.plotting import DEFAULT_SIZE, Curve, image_format, plot_curves
 from tml.optimizers.cli.schema import optimizer_schema
 from tml.optimizers.config import LearningRate, OptimizerConfig
-from tml.optimizers.describe import describe_param_groups
+from tml.optimizers.describe import TableGroupDescription, describe_param_groups, describe_table_groups
 from tml.optimizers.fields import MAX_SCHEDULE_STEP
 from tml.optimizers.runtime.resume import RESUME_POLICIES
 from tml.optimizers.schedules.plateau import describe_plateau
@@ -358,9 +358,11 @@ def _add_train(
         "train",
         formatter_class=HelpFormatter,
         parents=[common, config_options],
-        help="train the demo multi-task ranking model",
+        help="train the demo multi-task ranking model (the torchrec table model for embedding_tables)",
         description="Train the demo multi-task ranking model with the config, checkpointing as it goes; "
-        "--resume continues bit-identically. Example: tml-optim train config.yaml --steps 2000 "
+        "a config with embedding_tables trains the torchrec table model instead (three tables, two "
+        "towers: tml.optimizers.demo.table_model). --resume continues bit-identically. Example: "
+        "tml-optim train config.yaml --steps 2000 "
         "--checkpoint-dir runs/try (under torchrun: one rank per process, DCP checkpoints)",
     )
     train.add_argument("--steps", type=_positive, default=1000, help="total optimizer steps (default: 1000)")
@@ -726,13 +728,14 @@ def run_groups(arguments: argparse.Namespace, console: Console) -> int:
     model = load_model(arguments.model, arguments.model_arg)
     try:
         described = describe_param_groups(model, loaded.config)
+        table_groups = describe_table_groups(model, loaded.config)
     except ValueError as error:
         raise CliError(f"{arguments.config}: {error}") from None
     if arguments.format == "json":
         rows = [group.as_dict() for group in described]
         if not arguments.params:
             rows = [{key: value for key, value in row.items() if key != "parameters"} for row in rows]
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows + [group.as_dict() for group in table_groups], indent=2))
         return EXIT_OK
     table = Table(title=f"{len(described)} param group(s) of {type(model).__name__}", title_justify="left")
     columns = ("group", "algorithm", "kernel", "LR at 0", "peak LR", "weight decay", "× LR")
@@ -767,6 +770,8 @@ def run_groups(arguments: argparse.Namespace, console: Console) -> int:
         state,
     )
     console.print(table)
+    if table_groups:
+        _print_table_groups(table_groups, type(model).__name__, console)
     if arguments.params:
         parameters = Table(title="parameters", title_justify="left")
         for column in ("parameter", "shape", "group"):
@@ -778,6 +783,46 @@ def run_groups(arguments: argparse.Namespace, console: Console) -> int:
                 )
         console.print(parameters)
     return EXIT_OK
+
+
+def _print_table_groups(groups: list[TableGroupDescription], model: str, console: Console) -> None:
+    """``groups``' second table: one row per table group, its tables with their rows × dimension."""
+    table = Table(
+        title=f"{len(groups)} table group(s) of {model} (embedding_tables, before sharding)",
+        title_justify="left",
+    )
+    columns = ("group", "algorithm", "tables (rows × dim)", "LR at 0", "peak LR", "weight decay")
+    for column in (*columns, "rows", "elements", "state"):
+        table.add_column(column, justify="right" if column in ("rows", "elements", "state") else "left")
+    for group in groups:
+        table.add_row(
+            group.name,
+            group.algorithm,
+            ", ".join(f"{t.name} {t.rows:,}×{t.dim}" for t in group.tables),
+            summary.format_lr(group.lr_at_start),
+            summary.format_lr(group.lr_peak),
+            "—" if group.weight_decay is None else f"{group.weight_decay:g}",
+            f"{group.rows:,}",
+            f"{group.elements:,}",
+            _bytes(group.state_bytes),
+        )
+    table.add_section()
+    table.add_row(
+        "total",
+        "",
+        "",
+        "",
+        "",
+        "",
+        f"{sum(g.rows for g in groups):,}",
+        f"{sum(g.elements for g in groups):,}",
+        _bytes(sum(g.state_bytes for g in groups)),
+    )
+    console.print(table)
+    console.print(
+        "state: the fused kernel's optimizer state (float32): exact_sgd none, exact_adagrad 4·dim bytes "
+        "per row, exact_row_wise_adagrad 4, adam and lamb 8·dim, partial_row_wise_adam 4·dim + 4"
+    )
 
 
 def _bytes(count: int) -> str:
@@ -858,7 +903,8 @@ def _print_training_header(loaded: LoadedConfig, steps: int, console: Console) -
         f"{name} ({summary.schedule_facts(schedule).kind})"
         for name, schedule in group_schedules(loaded.config).items()
     )
-    console.print(f"training the demo ranking model for {steps} steps with {loaded.file}; groups: {groups}")
+    model = "the table model (torchrec)" if loaded.config.embedding_tables else "the demo ranking model"
+    console.print(f"training {model} for {steps} steps with {loaded.file}; groups: {groups}")
 
 
 # ---------------------------------------------------------------- errors and argument types

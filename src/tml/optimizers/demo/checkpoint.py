@@ -22,6 +22,7 @@ import torch
 from tml.optimizers.cli.errors import CliError
 from tml.optimizers.config import OptimizerConfig
 from tml.optimizers.demo.distributed import Ranks, barrier, gather
+from tml.optimizers.demo.table_job import TABLE_MODEL, load_tables, save_tables
 from tml.optimizers.distributed.checkpoint import (
     CheckpointError,
     config_differences,
@@ -32,17 +33,20 @@ from tml.optimizers.distributed.checkpoint import (
     verify_checkpoint,
 )
 from tml.optimizers.runtime.lr_shim import LRShim
-from tml.optimizers.runtime.resume import ResumePolicy
+from tml.optimizers.runtime.resume import ResumeError, ResumePolicy
 
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """What a run trains and checkpoints: the model as trained (DDP-wrapped under torchrun)."""
+    """What a run trains and checkpoints: the model as trained (DDP-wrapped under torchrun, or the
+    table model in a ``DistributedModelParallel``)."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: LRShim
     config: OptimizerConfig
+    tables: bool = False
+    """The table model (:mod:`tml.optimizers.demo.table_job`): its checkpoints are table checkpoints."""
 
 
 @dataclasses.dataclass
@@ -82,6 +86,17 @@ def save(directory: Path, job: Job, state: RunState, *, seed: int, ranks: Ranks)
         "losses": state.losses,
         "rng_states": gather(_encode(torch.get_rng_state()), ranks),
     }
+    if job.tables:
+        return save_tables(
+            directory,
+            state.step,
+            job.model,
+            job.optimizer,
+            job.scheduler,
+            config=job.config,
+            extra=extra,
+            world_size=ranks.world_size,
+        )
     return save_checkpoint(
         directory, state.step, job.model, job.optimizer, job.scheduler, config=job.config, extra=extra, keep=1
     )
@@ -131,15 +146,40 @@ def resume(
     try:  # every rank checks the same files, so every rank decides alike
         chosen = policy or job.config.resume
         manifest = verify_checkpoint(path)
+        _check_model(path, manifest, job)
         _check_resumable(path, manifest, job.config, seed=seed, steps=steps, ranks=ranks, policy=chosen)
-        info = load_checkpoint(
-            path, job.model, job.optimizer, job.scheduler, config=job.config, policy=chosen
-        )
-    except CheckpointError as error:
+        if job.tables:
+            load_tables(path, job.model, job.optimizer, job.scheduler, policy=chosen)
+            step, extra = int(manifest["step"]), manifest["extra"]
+        else:
+            info = load_checkpoint(
+                path, job.model, job.optimizer, job.scheduler, config=job.config, policy=chosen
+            )
+            step, extra = info.step, info.extra
+    except (CheckpointError, ResumeError) as error:
         raise CliError(f"cannot resume: {error}") from None
-    torch.set_rng_state(_decode(info.extra["rng_states"][ranks.rank]))
-    losses = [float(loss) for loss in info.extra["losses"]]
-    return path, RunState(info.step, int(info.extra["data_position"]), losses)
+    torch.set_rng_state(_decode(extra["rng_states"][ranks.rank]))
+    losses = [float(loss) for loss in extra["losses"]]
+    return path, RunState(step, int(extra["data_position"]), losses)
+
+
+def _check_model(path: Path, manifest: dict[str, Any], job: Job) -> None:
+    """The checkpoint was written by the demo model this config trains (the table model for a config
+    with ``embedding_tables``, the dense one otherwise)."""
+    saved_tables = manifest.get("model") == TABLE_MODEL
+    if saved_tables != job.tables:
+        written, trains = (
+            ("the table model", "the dense demo model")
+            if saved_tables
+            else (
+                "the dense demo model",
+                "the table model",
+            )
+        )
+        raise CliError(
+            f"cannot resume: {path} was written by {written}, and this config trains {trains} "
+            "(a config with embedding_tables trains the table model); start over with --fresh"
+        )
 
 
 def _check_resumable(

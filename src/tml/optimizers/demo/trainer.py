@@ -9,16 +9,22 @@ state and the data position, and the data stream is a pure function of that posi
 One process and several ranks under torchrun run the same code: with ``WORLD_SIZE`` > 1 the model
 is wrapped in DDP on gloo and each rank trains on its slice of every global batch (see
 :mod:`tml.optimizers.demo.distributed`); rank 0 alone prints and plots.
+
+A config with ``embedding_tables`` trains the torchrec table model instead
+(:mod:`tml.optimizers.demo.table_job`): ``DistributedModelParallel`` on the same gloo ranks (a
+one-rank process group without torchrun), table checkpoints, the same loop, progress and plots.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import TypeAlias
 
 import torch
 import torch.distributed as dist
@@ -29,13 +35,17 @@ from tml.optimizers import build_optimizer
 from tml.optimizers.cli.errors import CliError
 from tml.optimizers.cli.loading import LoadedConfig
 from tml.optimizers.config import OptimizerConfig
-from tml.optimizers.demo import checkpoint, distributed
+from tml.optimizers.demo import checkpoint, distributed, table_job
 from tml.optimizers.demo.checkpoint import Job, RunState
 from tml.optimizers.demo.distributed import Ranks
 from tml.optimizers.demo.model import ModelShape, RankingModel, SyntheticRankingData, ranking_loss
 from tml.optimizers.demo.progress import ProgressReport
+from tml.optimizers.demo.table_model import TABLE_ROWS, TABLE_TASKS, SyntheticTableData, TableModelShape
 from tml.optimizers.runtime.lr_shim import LRShim
 from tml.optimizers.runtime.resume import ResumePolicy
+
+Data: TypeAlias = SyntheticRankingData | SyntheticTableData
+"""The stream a run trains on: ``batch(position)`` gives ``(dense, categorical ids, labels)``."""
 
 LOSS_PLOT = "loss.png"
 LR_PLOT = "lr.png"
@@ -116,14 +126,20 @@ def train(loaded: LoadedConfig, options: TrainOptions, console: Console) -> Trai
     """
     threads = torch.get_num_threads()
     ranks = distributed.launched_ranks()
+    tables = bool(loaded.config.embedding_tables)
     started = distributed.start_process_group(ranks)
+    if tables and not ranks.distributed:
+        started = table_job.start_single_rank_group()  # DistributedModelParallel needs a process group
     try:
-        with torch.random.fork_rng(devices=[]):
+        quiet = table_job.quiet_torchrec() if tables else contextlib.nullcontext()
+        with torch.random.fork_rng(devices=[]), quiet:
             torch.set_num_threads(options.threads)
             return _train(loaded, options, console, ranks)
     finally:
         torch.set_num_threads(threads)
         if started:
+            if tables:
+                gc.collect()  # the sharded model and its DDP reducer go before their process group
             dist.destroy_process_group()
 
 
@@ -131,7 +147,11 @@ def _train(loaded: LoadedConfig, options: TrainOptions, console: Console, ranks:
     job = build_job(loaded.config, options.seed, ranks)
     checkpoint.check_writable(options.checkpoint_dir, ranks)  # before the first step, not after the last
     state = _starting_state(job, options, console, ranks)
-    data = SyntheticRankingData(ModelShape(), seed=options.seed)
+    data: Data = (
+        SyntheticTableData(TableModelShape(), seed=options.seed)
+        if job.tables
+        else SyntheticRankingData(ModelShape(), seed=options.seed)
+    )
     _train_steps(job, data, state, options, console, ranks)
     final = checkpoint.save(options.checkpoint_dir, job, state, seed=options.seed, ranks=ranks)
     loss_plot, lr_plot = options.output_dir / LOSS_PLOT, options.output_dir / LR_PLOT
@@ -141,15 +161,30 @@ def _train(loaded: LoadedConfig, options: TrainOptions, console: Console, ranks:
 
 
 def build_job(config: OptimizerConfig, seed: int, ranks: Ranks) -> Job:
-    """The demo model (DDP-wrapped with several ranks), its optimizer and scheduler, from ``seed``.
+    """The demo model (DDP-wrapped with several ranks), its optimizer and scheduler, from ``seed``;
+    the table model (:mod:`tml.optimizers.demo.table_job`) when the config has ``embedding_tables``.
 
     Afterwards torch's RNG (dropout) is seeded per rank.
+
+    Raises:
+      CliError: the config's table rules do not fit the table model, or it shards optimizer state.
     """
     if config.shard_optimizer_state:
         raise CliError(
             "tml-optim train cannot checkpoint optimizer state sharded by shard_optimizer_state "
             "(ZeRO-1) yet; set shard_optimizer_state: false (train runs DDP under torchrun)"
         )
+    if config.embedding_tables:
+        torch.manual_seed(seed)
+        try:
+            sharded, optimizer, scheduler = table_job.build_table_model(config)
+        except ValueError as error:
+            raise CliError(
+                f"cannot train the table model (tables {', '.join(TABLE_ROWS)}; towers "
+                f"{', '.join(TABLE_TASKS)}) with this config: {error}"
+            ) from None
+        torch.manual_seed(distributed.rank_seed(seed, ranks.rank))
+        return Job(sharded, optimizer, scheduler, config, tables=True)
     torch.manual_seed(seed)
     model: torch.nn.Module = RankingModel(ModelShape())
     if ranks.distributed:
@@ -180,7 +215,7 @@ def _starting_state(job: Job, options: TrainOptions, console: Console, ranks: Ra
 
 def _train_steps(
     job: Job,
-    data: SyntheticRankingData,
+    data: Data,
     state: RunState,
     options: TrainOptions,
     console: Console,
@@ -214,7 +249,7 @@ def _train_steps(
                 checkpoint.save(options.checkpoint_dir, job, state, seed=options.seed, ranks=ranks)
 
 
-def train_step(job: Job, data: SyntheticRankingData, position: int, ranks: Ranks) -> float:
+def train_step(job: Job, data: Data, position: int, ranks: Ranks) -> float:
     """One optimizer step on this rank's slice of the batch at ``position``; this rank's loss."""
     dense, categorical, labels = distributed.shard(data.batch(position), ranks)
     job.optimizer.zero_grad(set_to_none=True)
