@@ -13,6 +13,7 @@ from tests.group_models import small_model, train_step
 
 from tml.optimizers import OptimizerConfig, build_optimizer
 from tml.optimizers.schedules import LearningRate, compute_lr, resolve_schedule
+from tml.optimizers.schedules.registry import schedule_discontinuities
 
 WSD = {"warmup_stable_decay": {"learning_rate": 1.0, "stable_steps": 100, "decay_steps": 100}}
 
@@ -126,3 +127,20 @@ def test_a_tensor_lr_follows_the_anneal_in_place() -> None:
 def test_bad_anneal_configs_are_refused_at_load(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(pydantic.ValidationError, match=message):
         LearningRate.model_validate({"anneal": {"schedule": {"constant": 0.1}, **fields}})
+
+
+def test_a_periodic_base_jumping_at_the_start_beyond_its_listed_cycles_is_a_jump_of_the_anneal() -> None:
+    """cosine_with_restarts of 1-step cycles restarts at every step, but lists its first cycles only:
+    the anneal from step 9 starts at a restart (1.0, from a left limit of 0.0), so 9 is a jump."""
+    restarts = {
+        "cosine_with_restarts": {"learning_rate": 1.0, "final_learning_rate": 0.0, "first_cycle_steps": 1}
+    }
+    annealed = LearningRate.model_validate({"anneal": {"schedule": restarts, "start_step": 9, "steps": 1}})
+    assert 9 in schedule_discontinuities(annealed)
+    smooth = {"cosine_decay": {"learning_rate": 1.0, "decay_steps": 100}}
+    assert (
+        schedule_discontinuities(
+            LearningRate.model_validate({"anneal": {"schedule": smooth, "start_step": 50, "steps": 10}})
+        )
+        == []
+    )

@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pydantic
+import torch
 
 from tml.core.config.base_config import StrictConfig
 from tml.optimizers.fields import LearningRateValue, NonNegativeLength, PositiveLength
 from tml.optimizers.schedules.decay import DecayShape, decay_curve
-from tml.optimizers.schedules.ops import SCALAR, Closure, Ops
+from tml.optimizers.schedules.ops import SCALAR, TENSOR, Closure, Ops
 from tml.optimizers.schedules.registry import (
+    evaluate,
     register_schedule,
     schedule_bounds,
     schedule_closure,
@@ -63,7 +65,20 @@ def _milestones(config: Anneal) -> list[int]:
 
 def _discontinuities(config: Anneal) -> list[int]:
     # The anneal starts at the base's value at start_step: a jump of the base there is kept.
-    return [step for step in schedule_discontinuities(config.schedule) if step <= config.start_step]
+    start = config.start_step
+    jumps = [step for step in schedule_discontinuities(config.schedule) if step <= start]
+    if start not in jumps and start > 0 and _jumps_at(config.schedule, start):
+        jumps.append(start)  # a periodic base lists its first cycles only: it may jump here too
+    return jumps
+
+
+def _jumps_at(schedule: LearningRate, step: int) -> bool:
+    """Whether ``schedule`` jumps at ``step``: its value there is not the limit from the left (the
+    formula at a real step just before, as the tensor backend computes it)."""
+    steps = torch.tensor([step - 1e-9 * step, step], dtype=torch.float64)
+    before, at = (float(value) for value in evaluate(schedule, steps, TENSOR))
+    low, high = schedule_bounds(schedule)
+    return abs(at - before) > 1e-6 * max(abs(low), abs(high))
 
 
 @register_schedule(
