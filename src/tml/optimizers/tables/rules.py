@@ -16,6 +16,7 @@ import pydantic
 
 from tml.core.config import raise_at
 from tml.core.config.base_config import StrictConfig
+from tml.optimizers.algorithms import ALGORITHMS
 from tml.optimizers.fields import relative_lengths
 from tml.optimizers.groups.patterns import check_patterns
 from tml.optimizers.groups.rules import PlateauSetting, check_plateau_setting
@@ -35,27 +36,11 @@ from tml.optimizers.tables.algorithms import (
 TABLE_ALGORITHM_GROUP = "table_algorithm"
 """The name of the field group of the table algorithm keys (exactly one per rule)."""
 
-_DENSE_ONLY_KEYS = frozenset(
-    {
-        "adamw",
-        "sgd",
-        "adagrad",
-        "rmsprop",
-        "adadelta",
-        "adamax",
-        "nadam",
-        "radam",
-        "asgd",
-        "rprop",
-        "sparse_adam",
-        "adafactor",
-        "muon",
-        "custom",
-        "row_wise_adagrad",
-        "lars_sgd",
-        "partial_row_wise_lamb",
-    }
-)
+_DENSE_ONLY_KEYS = (frozenset(ALGORITHMS) - frozenset(TABLE_ALGORITHMS)) | {
+    "row_wise_adagrad",  # FBGEMM's non-exact kernels and those not offered
+    "lars_sgd",
+    "partial_row_wise_lamb",
+}
 """Keys a user may write in a table rule by mistake: dense algorithms, and FBGEMM kernels not offered."""
 
 
