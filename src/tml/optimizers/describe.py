@@ -18,6 +18,7 @@ from tml.optimizers.algorithms import OptimizerAlgorithmConfig
 from tml.optimizers.config import OptimizerConfig
 from tml.optimizers.plan import PlannedOptimizer, plan_optimizer
 from tml.optimizers.schedules import compute_lr, schedule_bounds
+from tml.optimizers.tables.algorithms import TABLE_ALGORITHMS
 from tml.optimizers.tables.assign import assign_tables, table_parameter_names
 
 Kernel = Literal["fused", "foreach", "for_loop", "flat"]
@@ -128,18 +129,6 @@ def _kernel(planned: PlannedOptimizer, group_dict: dict[str, Any]) -> Kernel:
     return "foreach" if group_dict.get("foreach") else "for_loop"
 
 
-TABLE_STATE_FLOATS: dict[str, tuple[int, int]] = {
-    "exact_sgd": (0, 0),
-    "exact_adagrad": (1, 0),
-    "exact_row_wise_adagrad": (0, 1),
-    "adam": (2, 0),
-    "partial_row_wise_adam": (1, 1),
-    "lamb": (2, 0),
-}
-"""Table algorithm -> ``(a, b)``: its kernel keeps ``a * dim + b`` float32 values of state per row
-(Adagrad one accumulator per entry, row-wise Adagrad one per row, Adam and LAMB two moments per
-entry, partial row-wise Adam its first moment per entry and its second per row)."""
-
 STATE_FLOAT_BYTES = 4
 """FBGEMM keeps the optimizer state of float32 tables in float32."""
 
@@ -185,7 +174,7 @@ def table_state_bytes(algorithm: str, rows: int, dim: int) -> int:
       >>> table_state_bytes("exact_row_wise_adagrad", 1000, 64), table_state_bytes("adam", 1000, 64)
       (4000, 512000)
     """
-    per_dim, per_row = TABLE_STATE_FLOATS[algorithm]
+    per_dim, per_row = TABLE_ALGORITHMS[algorithm].state_floats
     return rows * (per_dim * dim + per_row) * STATE_FLOAT_BYTES
 
 
@@ -228,7 +217,6 @@ def describe_table_groups(model: torch.nn.Module, config: OptimizerConfig) -> li
 
 
 __all__ = [
-    "TABLE_STATE_FLOATS",
     "GroupDescription",
     "Kernel",
     "ParameterDescription",

@@ -56,8 +56,8 @@ class TableAlgorithmConfig(StrictConfig):
     """The config key, which is FBGEMM's name of the optimizer (``EmbOptimType(key)``)."""
     runs_on_cpu: ClassVar[bool] = False
     """Whether FBGEMM's CPU kernels run it."""
-    state_floats_per_row: ClassVar[str] = ""
-    """The optimizer state each row keeps, in words (for ``tml-optim show`` and the docs)."""
+    state_floats: ClassVar[tuple[int, int]] = (0, 0)
+    """``(a, b)``: the kernel keeps ``a * dim + b`` float32 values of optimizer state per row."""
 
     lr: LearningRateValue | None = pydantic.Field(
         None,
@@ -111,7 +111,7 @@ class ExactSgdConfig(TableAlgorithmConfig):
 
     key = "exact_sgd"
     runs_on_cpu = True
-    state_floats_per_row = "none"
+    state_floats = (0, 0)
 
     def dense_algorithm(self) -> OptimizerAlgorithmConfig:
         return SgdConfig(lr=self.lr)
@@ -122,7 +122,7 @@ class ExactAdagradConfig(TableAlgorithmConfig):
 
     key = "exact_adagrad"
     runs_on_cpu = True
-    state_floats_per_row = "dim"
+    state_floats = (1, 0)
 
     eps: PositiveFloat = pydantic.Field(
         1.0e-8, description="Added to the root of the accumulator; > 0 (FBGEMM's default, 1e-8)."
@@ -141,7 +141,7 @@ class ExactRowWiseAdagradConfig(TableAlgorithmConfig):
 
     key = "exact_row_wise_adagrad"
     runs_on_cpu = True
-    state_floats_per_row = "1"
+    state_floats = (0, 1)
 
     eps: PositiveFloat = pydantic.Field(
         1.0e-8, description="Added to the root of the accumulator; > 0 (FBGEMM's default, 1e-8)."
@@ -202,7 +202,7 @@ class AdamTableConfig(_AdamFamilyConfig):
     """Adam in the fused kernel (bias-corrected, decoupled weight decay); two moments per entry. GPU only."""
 
     key = "adam"
-    state_floats_per_row = "2 * dim"
+    state_floats = (2, 0)
 
     def dense_algorithm(self) -> OptimizerAlgorithmConfig:
         return AdamWConfig(
@@ -214,14 +214,14 @@ class PartialRowWiseAdamConfig(_AdamFamilyConfig):
     """Adam whose second moment is kept per row (the first per entry). GPU only."""
 
     key = "partial_row_wise_adam"
-    state_floats_per_row = "dim + 1"
+    state_floats = (1, 1)
 
 
 class LambTableConfig(_AdamFamilyConfig):
     """LAMB: Adam's update scaled per table by the trust ratio ‖w‖ / ‖update‖. GPU only."""
 
     key = "lamb"
-    state_floats_per_row = "2 * dim"
+    state_floats = (2, 0)
 
 
 TABLE_ALGORITHMS: dict[str, type[TableAlgorithmConfig]] = {
