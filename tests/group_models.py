@@ -163,3 +163,18 @@ def torch_plateau(settings: dict[str, Any], lr: float, *, eps: float = 0.0) -> t
         eps=eps,
     )
     return optimizer, scheduler
+
+
+def compile_counting_graphs(
+    function: Callable[..., Any],
+) -> tuple[Callable[..., Any], list[torch.fx.GraphModule]]:
+    """``torch.compile(function)`` (dynamo reset first) with a backend that records every graph it
+    is given and runs it as is: the list's length is the number of compilations."""
+    graphs: list[torch.fx.GraphModule] = []
+
+    def counting_backend(graph: torch.fx.GraphModule, example_inputs: Any) -> Any:
+        graphs.append(graph)
+        return graph.forward
+
+    torch._dynamo.reset()
+    return torch.compile(function, backend=counting_backend), graphs

@@ -10,6 +10,7 @@ import pydantic
 import pytest
 import torch
 import torch._dynamo
+from tests.group_models import compile_counting_graphs
 
 from tml.optimizers import ResumeError, ResumeWarning, build_optimizer, load_optimizer_state
 from tml.optimizers.config import OptimizerConfig
@@ -340,14 +341,7 @@ def test_compiled_step_with_tensor_lr_from_a_config_compiles_once_over_100_steps
     schedule_config = config("adam", {}, tensor_lr=True, implementation="for_loop")
     model = Model()
     optimizer, scheduler = build_optimizer(model, schedule_config)
-    graphs: list[torch.fx.GraphModule] = []
-
-    def counting_backend(graph: torch.fx.GraphModule, example_inputs: Any) -> Any:
-        graphs.append(graph)
-        return graph.forward
-
-    torch._dynamo.reset()
-    compiled_step = torch.compile(optimizer.step, backend=counting_backend)
+    compiled_step, graphs = compile_counting_graphs(optimizer.step)
     lrs = []
     try:
         with torch._dynamo.config.patch(error_on_recompile=True):

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tests.group_models import (
     METRIC_VALUES,
     TowerModel,
+    compile_counting_graphs,
     parameters_equal,
     plateau_settings,
     round_trip,
@@ -502,14 +503,7 @@ def test_reductions_under_a_compiled_step_with_tensor_lr_do_not_recompile() -> N
     lr_tensor = optimizer.param_groups[0]["lr"]
     plateau = ReduceOnPlateau(metric="loss", factor=0.5, patience=2, threshold=0.0, threshold_mode="abs")
     scheduler = LRShim(optimizer, {"default": COSINE}, plateaus={"default": plateau})
-    graphs: list[torch.fx.GraphModule] = []
-
-    def counting_backend(graph: torch.fx.GraphModule, example_inputs: Any) -> Any:
-        graphs.append(graph)
-        return graph.forward
-
-    torch._dynamo.reset()
-    compiled_step = torch.compile(optimizer.step, backend=counting_backend)
+    compiled_step, graphs = compile_counting_graphs(optimizer.step)
     generator = torch.Generator().manual_seed(1)
     seen = []
     with torch._dynamo.config.patch(error_on_recompile=True):

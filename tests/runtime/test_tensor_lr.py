@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
 import torch._dynamo
+from tests.group_models import compile_counting_graphs
 
 from tml.optimizers.runtime.flat import FlatOptimizer
 from tml.optimizers.runtime.lr_shim import LRShim
@@ -34,14 +33,7 @@ def train_compiled(tensor_lr: bool) -> tuple[int, torch.nn.Module, list[float]]:
     if tensor_lr:
         use_tensor_lr(optimizer)
     scheduler = LRShim(optimizer, {"default": SCHEDULE})
-    graphs: list[torch.fx.GraphModule] = []
-
-    def counting_backend(graph: torch.fx.GraphModule, example_inputs: Any) -> Any:
-        graphs.append(graph)
-        return graph.forward
-
-    torch._dynamo.reset()
-    compiled_step = torch.compile(optimizer.step, backend=counting_backend)
+    compiled_step, graphs = compile_counting_graphs(optimizer.step)
     generator = torch.Generator().manual_seed(1)
     lrs = []
     for _ in range(100):
